@@ -1,0 +1,68 @@
+-- +goose Up
+-- Members are removed softly (removed_at): their personal keys keep pointing
+-- at them, and an email becomes free again once its member is removed.
+CREATE TABLE members (
+    id         TEXT PRIMARY KEY,
+    team_id    TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    email      TEXT NOT NULL,
+    email_key  TEXT NOT NULL,
+    name       TEXT,
+    role       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    created_at DATETIME NOT NULL,
+    updated_at DATETIME NOT NULL,
+    removed_at DATETIME
+);
+CREATE UNIQUE INDEX members_team_email ON members (team_id, email_key) WHERE removed_at IS NULL;
+CREATE INDEX members_team_id_id ON members (team_id, id);
+
+ALTER TABLE api_keys ADD COLUMN owner_id TEXT REFERENCES members (id);
+CREATE INDEX api_keys_team_owner ON api_keys (team_id, owner_id, id);
+
+-- tags are stored as ",a,b," so that one tag matches with LIKE '%,a,%'.
+-- token_hash is NULL for a device made in bulk until it enrolls or rotates.
+CREATE TABLE devices (
+    id               TEXT PRIMARY KEY,
+    team_id          TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    name             TEXT NOT NULL,
+    serial_number    TEXT NOT NULL,
+    model            TEXT,
+    tags             TEXT NOT NULL DEFAULT '',
+    token_hash       BLOB,
+    firmware_version TEXT,
+    last_seen_at     DATETIME,
+    revoked_at       DATETIME,
+    version          INTEGER NOT NULL DEFAULT 1,
+    created_at       DATETIME NOT NULL,
+    updated_at       DATETIME NOT NULL
+);
+CREATE UNIQUE INDEX devices_team_serial ON devices (team_id, serial_number);
+CREATE INDEX devices_team_id_id ON devices (team_id, id);
+
+CREATE TABLE enrollment_keys (
+    id          TEXT PRIMARY KEY,
+    team_id     TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    description TEXT,
+    tags        TEXT NOT NULL DEFAULT '',
+    reusable    BOOLEAN NOT NULL,
+    max_uses    INTEGER,
+    uses_count  INTEGER NOT NULL DEFAULT 0,
+    secret_hash BLOB NOT NULL,
+    expires_at  DATETIME,
+    revoked_at  DATETIME,
+    created_at  DATETIME NOT NULL,
+    updated_at  DATETIME NOT NULL
+);
+CREATE INDEX enrollment_keys_team_id_id ON enrollment_keys (team_id, id);
+
+ALTER TABLE audit_events ADD COLUMN actor_device_id TEXT;
+CREATE INDEX audit_events_team_actor_device ON audit_events (team_id, actor_device_id, id);
+
+-- +goose Down
+DROP INDEX audit_events_team_actor_device;
+ALTER TABLE audit_events DROP COLUMN actor_device_id;
+DROP TABLE enrollment_keys;
+DROP TABLE devices;
+DROP INDEX api_keys_team_owner;
+ALTER TABLE api_keys DROP COLUMN owner_id;
+DROP TABLE members;

@@ -1,0 +1,281 @@
+// Package apikeys holds the rules of a team's API keys: who may mint which
+// scopes, how rotation hands over from one secret to the next, and why the
+// last key able to manage keys cannot be revoked.
+package apikeys
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/audit"
+	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/credential"
+	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/scope"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/validate"
+)
+
+// MaxGracePeriod is the longest an old secret may outlive its rotation.
+const MaxGracePeriod = 7 * 24 * time.Hour
+
+// Service carries out the API key mutations and reads.
+type Service struct {
+	store *store.Store
+}
+
+// NewService returns a Service on s.
+func NewService(s *store.Store) *Service { return &Service{store: s} }
+
+// Issued is a key together with its secret, which exists only here, once.
+type Issued struct {
+	Key    *store.APIKey
+	Secret string
+}
+
+// CreateInput is what a new key should be.
+type CreateInput struct {
+	Name         string
+	Description  *string
+	Scopes       []scope.Scope
+	ExpiresAt    *time.Time
+	AllowedCIDRs []string
+	// OwnerID makes the key a member's personal key.
+	OwnerID *uuid.UUID
+}
+
+// NewKey builds a key row and its secret for a team, without storing it: the
+// one place where a key's secret is made. createdBy is nil for the command line.
+func NewKey(teamID uuid.UUID, name string, scopes scope.Set, createdBy *uuid.UUID) (Issued, error) {
+	id := ids.New()
+	cred, err := credential.Generate(credential.APIKey, id)
+	if err != nil {
+		return Issued{}, err
+	}
+	now := store.Now()
+	k := &store.APIKey{
+		ID: id, TeamID: teamID, Name: name, Scopes: scopes.Stored(), SecretHash: cred.Hash[:],
+		CreatedByID: createdBy, Version: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	return Issued{Key: k, Secret: cred.Token}, nil
+}
+
+// requested turns a list of scopes into a set; none means every scope.
+func requested(scopes []scope.Scope) scope.Set {
+	if len(scopes) == 0 {
+		return scope.Wildcard
+	}
+	return scope.Of(scopes...)
+}
+
+// Create mints a key whose scopes are a subset of the caller's own.
+func (s *Service) Create(ctx context.Context, actor *auth.Principal, in CreateInput) (Issued, error) {
+	if err := validate.Name("name", in.Name); err != nil {
+		return Issued{}, err
+	}
+	if in.Description != nil {
+		if err := validate.Description("description", *in.Description); err != nil {
+			return Issued{}, err
+		}
+	}
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(time.Now()) {
+		return Issued{}, apperr.Input("expiresAt", "expiresAt must be in the future")
+	}
+	cidrs, err := validate.CIDRs("allowedCidrs", in.AllowedCIDRs)
+	if err != nil {
+		return Issued{}, err
+	}
+	want := requested(in.Scopes)
+	if missing, ok := actor.Scopes.Covers(want); !ok {
+		if missing == 0 {
+			return Issued{}, apperr.New(apperr.Forbidden, "a key without scopes holds every scope, including ones added later, and only such a key may create one: list the scopes instead")
+		}
+		return Issued{}, &apperr.Error{Code: apperr.Forbidden, Scope: missing.String(),
+			Message: "a key cannot grant a scope it does not hold: this key lacks " + missing.String()}
+	}
+	creator := actor.KeyID
+	issued, err := NewKey(actor.TeamID, in.Name, want, &creator)
+	if err != nil {
+		return Issued{}, err
+	}
+	k := issued.Key
+	k.OwnerID = in.OwnerID
+	k.Description = emptyToNil(in.Description)
+	k.AllowedCIDRs = store.JoinCIDRs(cidrs)
+	if in.ExpiresAt != nil {
+		at := in.ExpiresAt.UTC().Truncate(time.Microsecond)
+		k.ExpiresAt = &at
+	}
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		if in.OwnerID != nil {
+			if err := checkOwner(ctx, tx, actor.TeamID, *in.OwnerID, want); err != nil {
+				return err
+			}
+		}
+		if err := tx.CreateAPIKey(ctx, k); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, actor.TeamID, actor, audit.APIKeyCreate, ids.Encode(ids.APIKey, k.ID))
+	})
+	if err != nil {
+		return Issued{}, err
+	}
+	return issued, nil
+}
+
+// checkOwner makes sure a personal key's owner is a current member of the
+// team whose role allows the scopes listed. A key without scopes is fine for
+// any role: it does what the role allows, whatever that becomes.
+func checkOwner(ctx context.Context, tx *store.Store, teamID, ownerID uuid.UUID, want scope.Set) error {
+	m, err := tx.Member(ctx, teamID, ownerID)
+	if err != nil {
+		return err
+	}
+	role := scope.Role(m.Role)
+	if missing, ok := role.Cap().Covers(want); !ok && want&scope.Wildcard == 0 {
+		return apperr.Input("scopes", "a %s's personal key cannot hold %s", m.Role, missing)
+	}
+	return nil
+}
+
+// UpdateInput holds the changes to a key; nil fields stay as they are.
+type UpdateInput struct {
+	ID           uuid.UUID
+	Name         *string
+	Description  *string
+	AllowedCIDRs []string
+	// SetCIDRs tells an absent list from an empty one, which allows any address.
+	SetCIDRs bool
+}
+
+// Update changes a key's name, description or allowed networks.
+func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateInput) (*store.APIKey, error) {
+	columns := map[string]any{}
+	if in.Name != nil {
+		if err := validate.Name("name", *in.Name); err != nil {
+			return nil, err
+		}
+		columns["name"] = *in.Name
+	}
+	if in.Description != nil {
+		if err := validate.Description("description", *in.Description); err != nil {
+			return nil, err
+		}
+		columns["description"] = emptyToNil(in.Description)
+	}
+	if in.SetCIDRs {
+		cidrs, err := validate.CIDRs("allowedCidrs", in.AllowedCIDRs)
+		if err != nil {
+			return nil, err
+		}
+		columns["allowed_cidrs"] = store.JoinCIDRs(cidrs)
+	}
+	return audit.Change(ctx, s.store, actor, audit.APIKeyUpdate, ids.Encode(ids.APIKey, in.ID),
+		audit.Columns(columns, func(tx *store.Store, columns map[string]any) error {
+			return tx.UpdateAPIKey(ctx, actor.TeamID, in.ID, columns, store.Now())
+		}),
+		func(tx *store.Store) (*store.APIKey, error) { return tx.APIKey(ctx, actor.TeamID, in.ID) })
+}
+
+// Rotate gives a key a new secret. The old secret keeps working for grace
+// (0 refuses it at once, at most seven days). Two concurrent rotations never
+// leave two live successors: one of them gets CONFLICT.
+func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUID, grace time.Duration) (Issued, error) {
+	if grace < 0 || grace > MaxGracePeriod {
+		return Issued{}, apperr.Input("gracePeriodSeconds", "gracePeriodSeconds must be between 0 and %d", int(MaxGracePeriod/time.Second))
+	}
+	cred, err := credential.Generate(credential.APIKey, id)
+	if err != nil {
+		return Issued{}, err
+	}
+	var out *store.APIKey
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		k, err := tx.APIKey(ctx, actor.TeamID, id)
+		if err != nil {
+			return err
+		}
+		now := store.Now()
+		if st := k.StatusAt(now); st != store.KeyActive {
+			return apperr.New(apperr.FailedPrecondition, "only an active key can be rotated; this one is %s", st)
+		}
+		change := store.SecretChange{SecretHash: cred.Hash[:], RotatedAt: now}
+		if grace > 0 {
+			until := now.Add(grace)
+			change.PreviousSecretHash, change.PreviousSecretExpiresAt = k.SecretHash, &until
+		}
+		if err := tx.RotateAPIKeySecret(ctx, k, change); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, actor.TeamID, actor, audit.APIKeyRotate, ids.Encode(ids.APIKey, id)); err != nil {
+			return err
+		}
+		out, err = tx.APIKey(ctx, actor.TeamID, id)
+		return err
+	})
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{Key: out, Secret: cred.Token}, nil
+}
+
+// Revoke revokes a key for good. Revoking a revoked key changes nothing.
+func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
+	return audit.Change(ctx, s.store, actor, audit.APIKeyRevoke, ids.Encode(ids.APIKey, id),
+		func(tx *store.Store) (bool, error) {
+			if err := tx.LockTeam(ctx, actor.TeamID); err != nil {
+				return false, err
+			}
+			revoked, err := tx.RevokeAPIKey(ctx, actor.TeamID, id, store.Now())
+			if err != nil || !revoked {
+				return false, err
+			}
+			return true, EnsureKeyManager(ctx, tx, actor.TeamID)
+		},
+		func(tx *store.Store) (*store.APIKey, error) { return tx.APIKey(ctx, actor.TeamID, id) })
+}
+
+// EnsureKeyManager is the no-lock-out rule: after a change, inside its
+// transaction and with the team locked (store.LockTeam), the team must
+// still have an active key that may use API_KEYS_WRITE. Revoking a key,
+// demoting or removing a member all end with it, and a change that breaks
+// it is rolled back with FAILED_PRECONDITION.
+func EnsureKeyManager(ctx context.Context, tx *store.Store, teamID uuid.UUID) error {
+	n, err := tx.CountKeysHolding(ctx, teamID, scope.APIKeysWrite, store.Now())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return apperr.New(apperr.FailedPrecondition, "the team would be left without an active key holding API_KEYS_WRITE; create another first")
+	}
+	return nil
+}
+
+// Get reads one of the caller's team's keys.
+func (s *Service) Get(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
+	return s.store.APIKey(ctx, actor.TeamID, id)
+}
+
+// Find reads one of the caller's team's keys, or nil when there is none.
+func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
+	return apperr.OrNil(s.store.APIKey(ctx, actor.TeamID, id))
+}
+
+// List reads one page of the caller's team's keys.
+func (s *Service) List(ctx context.Context, actor *auth.Principal, f store.APIKeyFilter, args store.PageArgs) (store.Page[store.APIKey], error) {
+	return s.store.ListAPIKeys(ctx, actor.TeamID, f, args, store.Now())
+}
+
+// Count counts the caller's team's keys matching f.
+func (s *Service) Count(ctx context.Context, actor *auth.Principal, f store.APIKeyFilter) (int64, error) {
+	return s.store.CountAPIKeys(ctx, actor.TeamID, f, store.Now())
+}
+
+func emptyToNil(s *string) *string {
+	if s == nil || *s == "" {
+		return nil
+	}
+	return s
+}

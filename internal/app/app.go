@@ -1,0 +1,99 @@
+// Package app wires Keyplane together: the store, the domain services, the
+// GraphQL endpoint and the HTTP surface. The binary and the end-to-end tests
+// build the server through it, so they run the same thing.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keyplane/keyplane/graph"
+	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/httpapi"
+	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/usage"
+)
+
+// App is a ready-to-serve Keyplane.
+type App struct {
+	// Handler serves the whole HTTP surface.
+	Handler http.Handler
+	// Usage batches last-use times; Run flushes it.
+	Usage *usage.Recorder
+	redis *redis.Client
+}
+
+// New builds the server on an open, migrated store. It fails only when
+// REDIS_URL is set and Redis cannot be reached.
+func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logger) (*App, error) {
+	a := &App{Usage: usage.New(s, log, cfg.UsageFlushInterval)}
+	limits, err := a.limits(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gql := graph.NewHandler(s, graph.Options{
+		Introspection: cfg.Introspection, OnlineWindow: cfg.DeviceOnlineWindow, Logger: log,
+		MaxCost: cfg.MaxCost, MaxDepth: cfg.MaxDepth, MaxAliases: cfg.MaxAliases, MaxTokens: cfg.MaxTokens,
+	})
+	a.Handler = httpapi.NewRouter(httpapi.Options{
+		GraphQL:        gql,
+		Authenticator:  auth.NewAuthenticator(s, a.Usage),
+		Database:       s,
+		Logger:         log,
+		Registry:       reg,
+		Playground:     cfg.Playground,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Limits:         limits,
+		TrustedProxies: cfg.TrustedProxies,
+	})
+	return a, nil
+}
+
+// limits builds the rate limiters: in process, or in Redis when REDIS_URL
+// is set, so that every replica shares them. A rate of 0 turns one off.
+func (a *App) limits(ctx context.Context, cfg config.Config) (httpapi.Limits, error) {
+	newLimiter := func(prefix string, rate float64, burst int) ratelimit.Limiter {
+		switch {
+		case rate == 0:
+			return nil
+		case a.redis != nil:
+			return ratelimit.NewRedis(a.redis, prefix, rate, burst)
+		default:
+			return ratelimit.NewLocal(rate, burst)
+		}
+	}
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return httpapi.Limits{}, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		a.redis = redis.NewClient(opts)
+		if err := a.redis.Ping(ctx).Err(); err != nil {
+			_ = a.redis.Close()
+			return httpapi.Limits{}, fmt.Errorf("connect to redis: %w", err)
+		}
+	}
+	return httpapi.Limits{
+		Requests: newLimiter("keyplane:rate:req:", cfg.RateLimitRPS, cfg.RateLimitBurst),
+		Failures: newLimiter("keyplane:rate:fail:", cfg.AuthFailureRPS, cfg.AuthFailureBurst),
+	}, nil
+}
+
+// Run does the server's background work until ctx ends, then flushes what
+// is pending and lets go of Redis.
+func (a *App) Run(ctx context.Context) {
+	a.Usage.Run(ctx)
+	if a.redis != nil {
+		_ = a.redis.Close()
+	}
+}

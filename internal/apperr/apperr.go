@@ -1,0 +1,91 @@
+// Package apperr holds the errors a client may see. Each carries a code from
+// the contract and a message written for the caller; anything else that
+// reaches the GraphQL edge is an internal error and is logged, not shown.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is the value of extensions.code in a GraphQL error.
+type Code string
+
+// The codes of the contract.
+const (
+	Unauthenticated    Code = "UNAUTHENTICATED"
+	Forbidden          Code = "FORBIDDEN"
+	NotFound           Code = "NOT_FOUND"
+	BadUserInput       Code = "BAD_USER_INPUT"
+	Conflict           Code = "CONFLICT"
+	FailedPrecondition Code = "FAILED_PRECONDITION"
+	RateLimited        Code = "RATE_LIMITED"
+	QueryTooComplex    Code = "QUERY_TOO_COMPLEX"
+	Internal           Code = "INTERNAL"
+)
+
+// Error is a failure whose message is safe to show the caller.
+type Error struct {
+	Code    Code
+	Message string
+	// Field names the input field at fault, for BAD_USER_INPUT.
+	Field string
+	// Scope names the missing scope, for FORBIDDEN.
+	Scope string
+	// Reason says why a credential did not authenticate, for UNAUTHENTICATED.
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is makes every error of one code match the sentinel of that code, so that
+// callers write errors.Is(err, apperr.ErrNotFound).
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Code == e.Code
+}
+
+// Sentinels for errors.Is, for the codes callers test for.
+var (
+	ErrNotFound     = &Error{Code: NotFound}
+	ErrBadUserInput = &Error{Code: BadUserInput}
+)
+
+// New returns an error with a code and a message for the caller.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Input reports a bad value in one input field.
+func Input(field, format string, args ...any) *Error {
+	return &Error{Code: BadUserInput, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// MissingScope reports a valid credential that lacks a scope.
+func MissingScope(scope string) *Error {
+	return &Error{Code: Forbidden, Scope: scope, Message: "this key lacks the " + scope + " scope"}
+}
+
+// NotFoundf reports an object that does not exist for the caller. Foreign
+// objects use it too, so that they cannot be told from unknown ones.
+func NotFoundf(format string, args ...any) *Error {
+	return New(NotFound, format, args...)
+}
+
+// As returns the client-safe error inside err, if there is one.
+func As(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		return e, true
+	}
+	return nil, false
+}
+
+// OrNil turns a NOT_FOUND into a nil result, for lookups where absence is an
+// answer rather than a failure (node, nodes).
+func OrNil[T any](v *T, err error) (*T, error) {
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
+}

@@ -1,0 +1,147 @@
+// Package audit writes and reads the team's audit log. Record is called
+// inside each mutation's transaction, so an event exists exactly when its
+// change committed.
+package audit
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// Actions named by the contract: the mutation, type first.
+const (
+	APIKeyCreate = "apiKey.create"
+	APIKeyUpdate = "apiKey.update"
+	APIKeyRotate = "apiKey.rotate"
+	APIKeyRevoke = "apiKey.revoke"
+	TeamCreate   = "team.create"
+	TeamUpdate   = "team.update"
+
+	DeviceCreate      = "device.create"
+	DeviceUpdate      = "device.update"
+	DeviceRotateToken = "device.rotateToken"
+	DeviceRevoke      = "device.revoke"
+	DeviceEnroll      = "device.enroll"
+
+	EnrollmentKeyCreate = "enrollmentKey.create"
+	EnrollmentKeyRevoke = "enrollmentKey.revoke"
+
+	MemberAdd    = "member.add"
+	MemberUpdate = "member.update"
+	MemberRemove = "member.remove"
+)
+
+// Record writes one event through tx. actor is nil for the command line.
+func Record(ctx context.Context, tx *store.Store, teamID uuid.UUID, actor *auth.Principal, action, targetID string) error {
+	return tx.InsertAuditEvents(ctx, []store.AuditEvent{event(ctx, teamID, actor, action, targetID)})
+}
+
+// RecordEach writes one event per target, in one statement per batch.
+func RecordEach(ctx context.Context, tx *store.Store, teamID uuid.UUID, actor *auth.Principal, action string, targetIDs []string) error {
+	events := make([]store.AuditEvent, len(targetIDs))
+	for i, target := range targetIDs {
+		events[i] = event(ctx, teamID, actor, action, target)
+	}
+	return tx.InsertAuditEvents(ctx, events)
+}
+
+// event builds an event for the request in ctx: who made it (a key, a
+// device, or nobody for the command line), and from where.
+func event(ctx context.Context, teamID uuid.UUID, actor *auth.Principal, action, targetID string) store.AuditEvent {
+	e := store.AuditEvent{ID: ids.New(), TeamID: teamID, Action: action, CreatedAt: store.Now(), TargetID: optional(targetID)}
+	if actor != nil {
+		switch actor.Kind {
+		case auth.KindAPIKey:
+			keyID := actor.KeyID
+			e.ActorKeyID = &keyID
+		case auth.KindDevice:
+			deviceID := actor.DeviceID
+			e.ActorDeviceID = &deviceID
+		}
+	}
+	if c := auth.ClientFrom(ctx); c.IP != "" || c.UserAgent != "" {
+		e.IP, e.UserAgent = optional(c.IP), optional(clip(c.UserAgent, maxUserAgent))
+	}
+	return e
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// maxUserAgent bounds what a client can make us store per event.
+const maxUserAgent = 512
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// Log reads the caller's team's audit log.
+type Log struct {
+	store *store.Store
+}
+
+// NewLog returns a Log on s.
+func NewLog(s *store.Store) *Log { return &Log{store: s} }
+
+// List reads one page of events.
+func (l *Log) List(ctx context.Context, actor *auth.Principal, f store.AuditFilter, args store.PageArgs) (store.Page[store.AuditEvent], error) {
+	return l.store.ListAuditEvents(ctx, actor.TeamID, f, args)
+}
+
+// Count counts the events matching f.
+func (l *Log) Count(ctx context.Context, actor *auth.Principal, f store.AuditFilter) (int64, error) {
+	return l.store.CountAuditEvents(ctx, actor.TeamID, f)
+}
+
+// Find reads one event, or nil when the team has no such event.
+func (l *Log) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.AuditEvent, error) {
+	return apperr.OrNil(l.store.AuditEvent(ctx, actor.TeamID, id))
+}
+
+// Change runs a mutation and its audit event in one transaction, then reads
+// the changed object back in it. apply reports whether it changed anything:
+// when it did not (revoking what is revoked, an update with no fields), no
+// event is written and the object is read as it is.
+func Change[T any](ctx context.Context, s *store.Store, actor *auth.Principal, action, targetID string,
+	apply func(tx *store.Store) (bool, error), read func(tx *store.Store) (*T, error)) (*T, error) {
+	var out *T
+	err := s.InTx(ctx, func(tx *store.Store) error {
+		changed, err := apply(tx)
+		if err != nil {
+			return err
+		}
+		if changed {
+			if err := Record(ctx, tx, actor.TeamID, actor, action, targetID); err != nil {
+				return err
+			}
+		}
+		out, err = read(tx)
+		return err
+	})
+	return out, err
+}
+
+// Columns adapts a write of some columns to Change's apply: with no column
+// to write there is no change, and no event.
+func Columns(columns map[string]any, write func(tx *store.Store, columns map[string]any) error) func(tx *store.Store) (bool, error) {
+	return func(tx *store.Store) (bool, error) {
+		if len(columns) == 0 {
+			return false, nil
+		}
+		return true, write(tx, columns)
+	}
+}

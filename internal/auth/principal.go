@@ -1,0 +1,102 @@
+// Package auth turns a presented credential into a Principal and answers the
+// one question every guarded field asks: may this caller do that?
+package auth
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/scope"
+)
+
+// Kind is what sort of credential authenticated a request.
+type Kind int
+
+// Principal kinds. An enrollment key is no principal: it is presented in
+// enrollDevice's input, never as a Bearer credential.
+const (
+	KindAPIKey Kind = iota + 1
+	KindDevice
+)
+
+// Principal is the authenticated caller of one request.
+type Principal struct {
+	Kind   Kind
+	TeamID uuid.UUID
+	// KeyID is the API key that authenticated, for KindAPIKey.
+	KeyID uuid.UUID
+	// Scopes is what the key may do now: its own scopes, capped by its
+	// owner's role for a personal key.
+	Scopes scope.Set
+	// DeviceID is the device that authenticated, for KindDevice.
+	DeviceID uuid.UUID
+	// DeviceTokenHash is the hash of the token that authenticated, so that a
+	// device's write can require that token to still be current.
+	DeviceTokenHash []byte
+}
+
+// Client is where a request came from, for audit and usage.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+type principalKey struct{}
+type clientKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the request's principal, or nil when the request
+// presented no credential.
+func FromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// WithClient returns ctx carrying the request's origin.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the request's origin (zero outside a request).
+func ClientFrom(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
+}
+
+// Require returns the caller if it is a team API key holding every scope
+// listed, and otherwise the error the caller should see: UNAUTHENTICATED
+// without a credential, FORBIDDEN naming the first missing scope.
+func Require(ctx context.Context, scopes ...scope.Scope) (*Principal, error) {
+	p := FromContext(ctx)
+	if p == nil {
+		return nil, apperr.New(apperr.Unauthenticated, "this field needs a credential: send Authorization: Bearer <key>")
+	}
+	if p.Kind != KindAPIKey {
+		return nil, apperr.New(apperr.Forbidden, "this field needs a team API key, not a device token")
+	}
+	for _, s := range scopes {
+		if !p.Scopes.Has(s) {
+			return nil, apperr.MissingScope(s.String())
+		}
+	}
+	return p, nil
+}
+
+// RequireDevice returns the caller if it is a device token, and otherwise
+// the error the caller should see.
+func RequireDevice(ctx context.Context) (*Principal, error) {
+	p := FromContext(ctx)
+	if p == nil {
+		return nil, apperr.New(apperr.Unauthenticated, "this field needs a device token: send Authorization: Bearer <kpd_ token>")
+	}
+	if p.Kind != KindDevice {
+		return nil, apperr.New(apperr.Forbidden, "this field needs a device token, not a team API key")
+	}
+	return p, nil
+}

@@ -1,0 +1,188 @@
+// Package config reads Keyplane's settings from the environment. A bad value
+// is refused at start-up with one line that names the variable.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane/db"
+)
+
+// Config is every setting the server reads.
+type Config struct {
+	DatabaseURL   string
+	ListenAddr    string
+	Playground    bool
+	Introspection bool
+	LogLevel      slog.Level
+	LogFormat     string
+	// UsageFlushInterval is how often last-use times are written.
+	UsageFlushInterval time.Duration
+	// DeviceOnlineWindow is how recently a device must have been seen to be
+	// ONLINE.
+	DeviceOnlineWindow time.Duration
+
+	// Limits on one request.
+	MaxBodyBytes int64
+	MaxDepth     int
+	MaxAliases   int
+	MaxCost      int
+	MaxTokens    int
+
+	// Rates: requests per credential, and failed credentials per client
+	// address. A rate of 0 turns that limit off.
+	RateLimitRPS     float64
+	RateLimitBurst   int
+	AuthFailureRPS   float64
+	AuthFailureBurst int
+	TrustedProxies   []netip.Prefix
+	RedisURL         string
+}
+
+// Error is a setting that cannot be used.
+type Error struct {
+	Var     string
+	Problem string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Problem }
+
+// Load reads the settings through getenv (os.Getenv outside tests).
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:        or(getenv("DATABASE_URL"), db.DefaultURL),
+		ListenAddr:         or(getenv("LISTEN_ADDR"), ":8080"),
+		LogFormat:          strings.ToLower(or(getenv("LOG_FORMAT"), "text")),
+		UsageFlushInterval: 2 * time.Second,
+	}
+	if _, err := db.Parse(c.DatabaseURL); err != nil {
+		return c, &Error{"DATABASE_URL", err.Error()}
+	}
+	if _, port, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return c, &Error{"LISTEN_ADDR", fmt.Sprintf("%q is not host:port, such as :8080 or 127.0.0.1:8080", c.ListenAddr)}
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return c, &Error{"LISTEN_ADDR", fmt.Sprintf("%q has no valid port", c.ListenAddr)}
+	}
+	var err error
+	if c.Playground, err = boolVar(getenv, "KEYPLANE_PLAYGROUND", true); err != nil {
+		return c, err
+	}
+	if c.Introspection, err = boolVar(getenv, "KEYPLANE_INTROSPECTION", true); err != nil {
+		return c, err
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
+		return c, &Error{"LOG_LEVEL", "want debug, info, warn or error"}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, &Error{"LOG_FORMAT", "want text or json"}
+	}
+	if err := c.loadLimits(getenv); err != nil {
+		return c, err
+	}
+	window := or(getenv("KEYPLANE_DEVICE_ONLINE_WINDOW"), "5m")
+	if c.DeviceOnlineWindow, err = time.ParseDuration(window); err != nil || c.DeviceOnlineWindow <= 0 {
+		return c, &Error{"KEYPLANE_DEVICE_ONLINE_WINDOW", fmt.Sprintf("%q is not a positive duration such as 5m or 90s", window)}
+	}
+	return c, nil
+}
+
+func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return def, &Error{name, fmt.Sprintf("%q is not true or false", v)}
+	}
+	return b, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// loadLimits reads the request limits, the rates and where clients are.
+func (c *Config) loadLimits(getenv func(string) string) error {
+	ints := []struct {
+		name string
+		def  int
+		into *int
+	}{
+		{"KEYPLANE_MAX_DEPTH", 12, &c.MaxDepth},
+		{"KEYPLANE_MAX_ALIASES", 30, &c.MaxAliases},
+		{"KEYPLANE_MAX_COST", 10000, &c.MaxCost},
+		{"KEYPLANE_MAX_TOKENS", 5000, &c.MaxTokens},
+		{"KEYPLANE_RATE_LIMIT_BURST", 200, &c.RateLimitBurst},
+		{"KEYPLANE_AUTH_FAILURE_BURST", 50, &c.AuthFailureBurst},
+	}
+	for _, v := range ints {
+		n, err := intVar(getenv, v.name, v.def)
+		if err != nil {
+			return err
+		}
+		*v.into = n
+	}
+	body, err := intVar(getenv, "KEYPLANE_MAX_BODY_BYTES", 1<<20)
+	if err != nil {
+		return err
+	}
+	c.MaxBodyBytes = int64(body)
+	if c.RateLimitRPS, err = rateVar(getenv, "KEYPLANE_RATE_LIMIT_RPS", 100); err != nil {
+		return err
+	}
+	if c.AuthFailureRPS, err = rateVar(getenv, "KEYPLANE_AUTH_FAILURE_RPS", 10); err != nil {
+		return err
+	}
+	for _, cidr := range strings.Split(getenv("KEYPLANE_TRUSTED_PROXIES"), ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return &Error{"KEYPLANE_TRUSTED_PROXIES", fmt.Sprintf("%q is not a CIDR such as 10.0.0.0/8", cidr)}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
+	c.RedisURL = getenv("REDIS_URL")
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return &Error{"REDIS_URL", "want redis://host:port/db or rediss://…"}
+		}
+	}
+	return nil
+}
+
+func intVar(getenv func(string) string, name string, def int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return def, &Error{name, fmt.Sprintf("%q is not a positive whole number", v)}
+	}
+	return n, nil
+}
+
+func rateVar(getenv func(string) string, name string, def float64) (float64, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f != f {
+		return def, &Error{name, fmt.Sprintf("%q is not a rate such as 100 or 0.5 (0 turns the limit off)", v)}
+	}
+	return f, nil
+}

@@ -1,0 +1,269 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/requestid"
+)
+
+// withRequestID adopts a well-formed X-Request-Id or makes one, and echoes it.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestid.Header)
+		if !requestid.Valid(id) {
+			id = requestid.New()
+		}
+		w.Header().Set(requestid.Header, id)
+		next.ServeHTTP(w, r.WithContext(requestid.With(r.Context(), id)))
+	})
+}
+
+// securityHeaders marks every response uncacheable (it may carry a secret)
+// and not to be sniffed.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// recoverPanics answers 500 with the request id, and logs the stack.
+func recoverPanics(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						panic(p)
+					}
+					id := requestid.From(r.Context())
+					log.ErrorContext(r.Context(), "handler panicked", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					writeError(w, http.StatusInternalServerError, string(apperr.Internal), "internal error; quote request id "+id+" to the operator", map[string]any{"requestId": id})
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// requireJSON refuses a POST whose body is not JSON with 415, as GraphQL
+// over HTTP asks, instead of gqlgen's bare "transport not supported".
+func requireJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mediaType != "application/json" {
+				w.Header().Set("Accept", "application/json")
+				writeError(w, http.StatusUnsupportedMediaType, string(apperr.BadUserInput), "send the request as Content-Type: application/json", nil)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody refuses a body over max bytes with 413, before anything parses it.
+func limitBody(max int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > max {
+				writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", max), nil)
+				return
+			}
+			if r.Body != nil && r.Body != http.NoBody {
+				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+				var tooLarge *http.MaxBytesError
+				if errors.As(err, &tooLarge) {
+					writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", max), nil)
+					return
+				}
+				if err != nil {
+					writeError(w, http.StatusBadRequest, string(apperr.BadUserInput), "the request body could not be read", nil)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Limits are the rate limits the HTTP layer applies; a nil limiter is off.
+type Limits struct {
+	// Requests bounds the requests of one credential.
+	Requests ratelimit.Limiter
+	// Failures bounds the failed credentials of one client address, and is
+	// checked before any database work.
+	Failures ratelimit.Limiter
+}
+
+// maxFailureWait caps the Retry-After of the failure limit: a storm of bad
+// guesses from an address must not lock the real holder out for long.
+const maxFailureWait = 10 * time.Second
+
+// authenticate turns the request's credential into a principal. A request
+// without one runs unauthenticated (guarded fields refuse it); a credential
+// that does not authenticate stops here with 401, before anything executes.
+// An address that failed too often is refused with 429 before its credential
+// is even looked up, and a credential over its rate with 429 after.
+func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			client := auth.ClientFrom(ctx)
+			guard := failureGuard{limiter: limits.Failures, key: "fail:" + client.IP, log: log}
+			ctx = auth.WithGuard(ctx, guard)
+			token, presented := credentialOf(r)
+			if !presented {
+				next.ServeHTTP(w, r.WithContext(ctx))
+				return
+			}
+			if wait, blocked := guard.Blocked(ctx); blocked {
+				tooMany(w, wait, "too many failed credentials from this address")
+				return
+			}
+			p, err := a.Authenticate(ctx, token, client)
+			var failure *auth.Failure
+			switch {
+			case errors.As(err, &failure):
+				guard.Failed(ctx)
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+				writeError(w, http.StatusUnauthorized, string(apperr.Unauthenticated), failure.Error(), map[string]any{"reason": string(failure.Reason)})
+				return
+			case err != nil:
+				id := requestid.From(ctx)
+				log.ErrorContext(ctx, "authenticate", "request_id", id, "err", err)
+				writeError(w, http.StatusInternalServerError, string(apperr.Internal), "internal error; quote request id "+id+" to the operator", map[string]any{"requestId": id})
+				return
+			}
+			if limits.Requests != nil {
+				d, err := limits.Requests.Take(ctx, principalKey(p))
+				if err != nil {
+					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
+				} else if !d.Allowed {
+					tooMany(w, d.RetryAfter, "this credential is over its request rate")
+					return
+				}
+			}
+			next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(ctx, p)))
+		})
+	}
+}
+
+// principalKey names a credential's bucket; a key keeps it across rotations.
+func principalKey(p *auth.Principal) string {
+	if p.Kind == auth.KindDevice {
+		return "dev:" + p.DeviceID.String()
+	}
+	return "key:" + p.KeyID.String()
+}
+
+// failureGuard is the failure limit of one client address, shared by the
+// header check here and by enrollDevice through the request's context.
+type failureGuard struct {
+	limiter ratelimit.Limiter
+	key     string
+	log     *slog.Logger
+}
+
+func (g failureGuard) Blocked(ctx context.Context) (time.Duration, bool) {
+	if g.limiter == nil {
+		return 0, false
+	}
+	d, err := g.limiter.Peek(ctx, g.key)
+	if err != nil {
+		g.log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
+		return 0, false
+	}
+	return min(d.RetryAfter, maxFailureWait), !d.Allowed
+}
+
+func (g failureGuard) Failed(ctx context.Context) {
+	if g.limiter == nil {
+		return
+	}
+	if _, err := g.limiter.Take(ctx, g.key); err != nil {
+		g.log.WarnContext(ctx, "rate limit unavailable", "err", err)
+	}
+}
+
+// tooMany answers 429 with a Retry-After in whole seconds, at least one.
+func tooMany(w http.ResponseWriter, wait time.Duration, message string) {
+	seconds := max(int((wait+time.Second-1)/time.Second), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(seconds))
+	writeError(w, http.StatusTooManyRequests, string(apperr.RateLimited), fmt.Sprintf("%s; retry in %d s", message, seconds), map[string]any{"retryAfter": seconds})
+}
+
+// credentialOf reads Authorization: Bearer <credential>, or X-API-Key. A
+// header that is present but holds no bearer credential still counts as
+// presented, so that it is refused rather than ignored; so does a request
+// with more than one credential header, where a proxy and this server might
+// not pick the same one.
+func credentialOf(r *http.Request) (string, bool) {
+	auth, key := r.Header.Values("Authorization"), r.Header.Values("X-Api-Key")
+	switch {
+	case len(auth)+len(key) == 0:
+		return "", false
+	case len(auth)+len(key) > 1:
+		return "", true
+	case len(key) == 1:
+		return strings.TrimSpace(key[0]), true
+	}
+	scheme, token, ok := strings.Cut(auth[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(token), true
+}
+
+// writeError writes a GraphQL-shaped error body with one error.
+func writeError(w http.ResponseWriter, status int, code, message string, extra map[string]any) {
+	ext := map[string]any{"code": code}
+	for k, v := range extra {
+		ext[k] = v
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"message": message, "extensions": ext}}})
+}

@@ -1,0 +1,201 @@
+// Package members holds the rules of a team's people: their roles, which cap
+// their personal keys; the last owner, who stays; and removal, which takes
+// the member's personal keys with them in the same transaction.
+package members
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyplane/keyplane/internal/apikeys"
+	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/audit"
+	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/scope"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/validate"
+)
+
+// Statuses of a member.
+const (
+	Invited = "INVITED"
+	Active  = "ACTIVE"
+)
+
+// Service carries out the member mutations and reads.
+type Service struct {
+	store *store.Store
+}
+
+// NewService returns a Service on s.
+func NewService(s *store.Store) *Service { return &Service{store: s} }
+
+// AddInput is who joins the team.
+type AddInput struct {
+	Email string
+	Name  *string
+	Role  scope.Role
+}
+
+func checkRole(r scope.Role) error {
+	if !r.Valid() {
+		return apperr.Input("role", "role must be OWNER, ADMIN, DEVELOPER or VIEWER")
+	}
+	return nil
+}
+
+func checkName(name *string) error {
+	if name == nil || *name == "" {
+		return nil
+	}
+	return validate.Name("name", *name)
+}
+
+// Add invites a member. An email is one member per team, whatever its case:
+// a second is a CONFLICT, also under concurrent adds.
+func (s *Service) Add(ctx context.Context, actor *auth.Principal, in AddInput) (*store.Member, error) {
+	emailKey, err := validate.Email("email", in.Email)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName(in.Name); err != nil {
+		return nil, err
+	}
+	if err := checkRole(in.Role); err != nil {
+		return nil, err
+	}
+	now := store.Now()
+	m := &store.Member{
+		ID: ids.New(), TeamID: actor.TeamID, Email: in.Email, EmailKey: emailKey, Name: nonEmpty(in.Name),
+		Role: string(in.Role), Status: Invited, CreatedAt: now, UpdatedAt: now,
+	}
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.CreateMember(ctx, m); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, actor.TeamID, actor, audit.MemberAdd, ids.Encode(ids.Member, m.ID))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// UpdateInput holds the changes to a member; nil fields stay as they are.
+type UpdateInput struct {
+	ID     uuid.UUID
+	Name   *string
+	Role   *scope.Role
+	Status *string
+}
+
+// Update changes a member's name, role or status. A demotion narrows the
+// member's personal keys at once; it is refused if it would leave the team
+// without an owner or without a key able to manage keys.
+func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateInput) (*store.Member, error) {
+	columns := map[string]any{}
+	if in.Name != nil {
+		if err := checkName(in.Name); err != nil {
+			return nil, err
+		}
+		columns["name"] = nonEmpty(in.Name)
+	}
+	if in.Role != nil {
+		if err := checkRole(*in.Role); err != nil {
+			return nil, err
+		}
+		columns["role"] = string(*in.Role)
+	}
+	if in.Status != nil {
+		if *in.Status != Invited && *in.Status != Active {
+			return nil, apperr.Input("status", "status must be INVITED or ACTIVE")
+		}
+		columns["status"] = *in.Status
+	}
+	var out *store.Member
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		if len(columns) > 0 {
+			if err := s.change(ctx, tx, actor, in.ID, audit.MemberUpdate, func(now time.Time) error {
+				return tx.UpdateMember(ctx, actor.TeamID, in.ID, columns, now)
+			}); err != nil {
+				return err
+			}
+		}
+		var err error
+		out, err = tx.Member(ctx, actor.TeamID, in.ID)
+		return err
+	})
+	return out, err
+}
+
+// Remove removes a member and revokes their personal keys, together. The
+// last owner cannot be removed.
+func (s *Service) Remove(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Member, error) {
+	var out *store.Member
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		m, err := tx.Member(ctx, actor.TeamID, id)
+		if err != nil {
+			return err
+		}
+		out = m
+		return s.change(ctx, tx, actor, id, audit.MemberRemove, func(now time.Time) error {
+			out.RemovedAt = &now
+			return tx.RemoveMember(ctx, actor.TeamID, id, now)
+		})
+	})
+	return out, err
+}
+
+// change applies a change to a member inside tx with the team locked, then
+// holds the team to its rules: an owner stays if there was one, and a key
+// able to manage keys stays. It records the change's audit event.
+func (s *Service) change(ctx context.Context, tx *store.Store, actor *auth.Principal, id uuid.UUID, action string, apply func(now time.Time) error) error {
+	if err := tx.LockTeam(ctx, actor.TeamID); err != nil {
+		return err
+	}
+	owners, err := tx.CountMembersWithRole(ctx, actor.TeamID, string(scope.Owner))
+	if err != nil {
+		return err
+	}
+	if err := apply(store.Now()); err != nil {
+		return err
+	}
+	if owners > 0 {
+		left, err := tx.CountMembersWithRole(ctx, actor.TeamID, string(scope.Owner))
+		if err != nil {
+			return err
+		}
+		if left == 0 {
+			return apperr.New(apperr.FailedPrecondition, "this is the team's last owner; make another member OWNER first")
+		}
+	}
+	if err := apikeys.EnsureKeyManager(ctx, tx, actor.TeamID); err != nil {
+		return err
+	}
+	return audit.Record(ctx, tx, actor.TeamID, actor, action, ids.Encode(ids.Member, id))
+}
+
+// Find reads one of the caller's team's current members, or nil.
+func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Member, error) {
+	return apperr.OrNil(s.store.Member(ctx, actor.TeamID, id))
+}
+
+// List reads one page of the caller's team's current members.
+func (s *Service) List(ctx context.Context, actor *auth.Principal, f store.MemberFilter, args store.PageArgs) (store.Page[store.Member], error) {
+	return s.store.ListMembers(ctx, actor.TeamID, f, args)
+}
+
+// Count counts the caller's team's current members matching f.
+func (s *Service) Count(ctx context.Context, actor *auth.Principal, f store.MemberFilter) (int64, error) {
+	return s.store.CountMembers(ctx, actor.TeamID, f)
+}
+
+func nonEmpty(s *string) *string {
+	if s == nil || *s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/apperr"
+)
+
+// Device is one of a team's devices. Only a hash of its token is stored; a
+// device made in bulk has none until it gets one.
+type Device struct {
+	ID              uuid.UUID
+	TeamID          uuid.UUID
+	Name            string
+	SerialNumber    string
+	Model           *string
+	Tags            string
+	TokenHash       []byte
+	FirmwareVersion *string
+	LastSeenAt      *time.Time
+	RevokedAt       *time.Time
+	Version         int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+func (d *Device) columns() string {
+	return "id, team_id, name, serial_number, model, tags, token_hash, firmware_version, last_seen_at, revoked_at, version, created_at, updated_at"
+}
+
+func (d *Device) fields() []any {
+	return []any{&d.ID, &d.TeamID, &d.Name, &d.SerialNumber, &d.Model, &d.Tags, &d.TokenHash,
+		&d.FirmwareVersion, &d.LastSeenAt, &d.RevokedAt, &d.Version, &d.CreatedAt, &d.UpdatedAt}
+}
+
+// DeviceStatus is a device's state at an instant.
+type DeviceStatus string
+
+// The states of a device.
+const (
+	DevicePending DeviceStatus = "PENDING"
+	DeviceOnline  DeviceStatus = "ONLINE"
+	DeviceOffline DeviceStatus = "OFFLINE"
+	DeviceRevoked DeviceStatus = "REVOKED"
+)
+
+// StatusAt returns the device's state at now: online when seen within
+// window, pending when never seen.
+func (d *Device) StatusAt(now time.Time, window time.Duration) DeviceStatus {
+	switch {
+	case d.RevokedAt != nil:
+		return DeviceRevoked
+	case d.LastSeenAt == nil:
+		return DevicePending
+	case now.Sub(*d.LastSeenAt) < window:
+		return DeviceOnline
+	default:
+		return DeviceOffline
+	}
+}
+
+// DeviceFilter narrows a list of devices; zero fields match everything.
+type DeviceFilter struct {
+	Status DeviceStatus
+	Tag    string
+	Search string
+}
+
+// DeviceForAuth reads the device a token names. Like APIKeyForAuth, it is
+// not scoped to a team: the team is what it finds out.
+func (s *Store) DeviceForAuth(ctx context.Context, id uuid.UUID) (*Device, error) {
+	var d Device
+	if err := s.with(ctx).Where("id = ?", id).Take(&d).Error; err != nil {
+		return nil, translate(err, "device")
+	}
+	return &d, nil
+}
+
+// Device reads one of a team's devices.
+func (s *Store) Device(ctx context.Context, teamID, id uuid.UUID) (*Device, error) {
+	var d Device
+	if err := s.with(ctx).Where("id = ? AND team_id = ?", id, teamID).Take(&d).Error; err != nil {
+		return nil, translate(err, "device")
+	}
+	return &d, nil
+}
+
+// DevicesByID reads several of a team's devices in one query.
+func (s *Store) DevicesByID(ctx context.Context, teamID uuid.UUID, ids []uuid.UUID) ([]Device, error) {
+	var out []Device
+	err := s.with(ctx).Where("team_id = ? AND id IN ?", teamID, ids).Find(&out).Error
+	return out, translate(err, "device")
+}
+
+// CreateDevices inserts devices in batches; a serial number already used in
+// the team is a CONFLICT, and the caller's transaction then keeps none.
+func (s *Store) CreateDevices(ctx context.Context, devices []Device) error {
+	err := s.with(ctx).CreateInBatches(devices, 200).Error
+	return translate(err, "a device with this serial number")
+}
+
+// UpdateDevice writes the given columns of one of a team's devices.
+func (s *Store) UpdateDevice(ctx context.Context, teamID, id uuid.UUID, columns map[string]any, now time.Time) error {
+	columns["updated_at"] = now
+	columns["version"] = gorm.Expr("version + 1")
+	res := s.with(ctx).Model(&Device{}).Where("id = ? AND team_id = ?", id, teamID).Updates(columns)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return translate(errNoRows, "device")
+	}
+	return translate(res.Error, "device")
+}
+
+// ReplaceDeviceToken sets a device's token hash, only if the device is still
+// at the version the caller read and not revoked: of two concurrent
+// rotations, the loser gets CONFLICT.
+func (s *Store) ReplaceDeviceToken(ctx context.Context, d *Device, hash []byte, now time.Time) error {
+	res := s.with(ctx).Model(&Device{}).
+		Where("id = ? AND team_id = ? AND version = ? AND revoked_at IS NULL", d.ID, d.TeamID, d.Version).
+		Updates(map[string]any{"token_hash": hash, "updated_at": now, "version": gorm.Expr("version + 1")})
+	if res.Error != nil {
+		return translate(res.Error, "device")
+	}
+	if res.RowsAffected == 0 {
+		return apperr.New(apperr.Conflict, "the device changed while its token was being rotated; read it again and retry")
+	}
+	return nil
+}
+
+// RevokeDevice marks a device revoked, once; it reports false when it was
+// revoked already.
+func (s *Store) RevokeDevice(ctx context.Context, teamID, id uuid.UUID, now time.Time) (bool, error) {
+	res := s.with(ctx).Model(&Device{}).
+		Where("id = ? AND team_id = ? AND revoked_at IS NULL", id, teamID).
+		Updates(map[string]any{"revoked_at": now, "updated_at": now, "version": gorm.Expr("version + 1")})
+	return res.RowsAffected > 0, translate(res.Error, "device")
+}
+
+// RecordHeartbeat marks a device seen, but only while the token that
+// authenticated the heartbeat is still the device's: a heartbeat racing a
+// rotation or a revocation writes nothing once those have committed.
+func (s *Store) RecordHeartbeat(ctx context.Context, d *Device, firmware *string, now time.Time) (bool, error) {
+	columns := map[string]any{"last_seen_at": now}
+	if firmware != nil {
+		columns["firmware_version"] = *firmware
+	}
+	res := s.with(ctx).Model(&Device{}).
+		Where("id = ? AND team_id = ? AND revoked_at IS NULL AND token_hash = ?", d.ID, d.TeamID, d.TokenHash).
+		UpdateColumns(columns)
+	return res.RowsAffected > 0, translate(res.Error, "device")
+}
+
+func (s *Store) deviceQuery(ctx context.Context, teamID uuid.UUID, f DeviceFilter, now time.Time, window time.Duration) *gorm.DB {
+	q := s.with(ctx).Model(&Device{}).Where("team_id = ?", teamID)
+	seen := now.Add(-window)
+	switch f.Status {
+	case DevicePending:
+		q = q.Where("revoked_at IS NULL AND last_seen_at IS NULL")
+	case DeviceOnline:
+		q = q.Where("revoked_at IS NULL AND last_seen_at > ?", seen)
+	case DeviceOffline:
+		q = q.Where("revoked_at IS NULL AND last_seen_at <= ?", seen)
+	case DeviceRevoked:
+		q = q.Where("revoked_at IS NOT NULL")
+	}
+	if f.Tag != "" {
+		q = q.Where(db.Contains(s.dialect, "tags"), JoinTags([]string{f.Tag}))
+	}
+	if f.Search != "" {
+		p, lower := likeContains(f.Search), db.UnicodeLower(s.dialect)
+		q = q.Where(`(`+lower+`(name) LIKE ? ESCAPE '\' OR `+lower+`(serial_number) LIKE ? ESCAPE '\')`, p, p)
+	}
+	return q
+}
+
+// ListDevices reads one keyset page of a team's devices.
+func (s *Store) ListDevices(ctx context.Context, teamID uuid.UUID, f DeviceFilter, args PageArgs, now time.Time, window time.Duration) (Page[Device], error) {
+	return keysetPage[Device](s.deviceQuery(ctx, teamID, f, now, window), args, "device")
+}
+
+// CountDevices counts a team's devices that match a filter.
+func (s *Store) CountDevices(ctx context.Context, teamID uuid.UUID, f DeviceFilter, now time.Time, window time.Duration) (int64, error) {
+	var n int64
+	err := s.deviceQuery(ctx, teamID, f, now, window).Count(&n).Error
+	return n, translate(err, "device")
+}

@@ -1,0 +1,108 @@
+// Package teams holds the team itself: reading and renaming it, and
+// bootstrapping a new one with its first key.
+package teams
+
+import (
+	"context"
+
+	"github.com/keyplane/keyplane/internal/apikeys"
+	"github.com/keyplane/keyplane/internal/audit"
+	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/scope"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/validate"
+)
+
+// DefaultKeyName names the first key of a bootstrapped team.
+const DefaultKeyName = "admin"
+
+// Service carries out the team's reads and mutations.
+type Service struct {
+	store *store.Store
+}
+
+// NewService returns a Service on s.
+func NewService(s *store.Store) *Service { return &Service{store: s} }
+
+// Get reads the caller's team.
+func (s *Service) Get(ctx context.Context, actor *auth.Principal) (*store.Team, error) {
+	return s.store.Team(ctx, actor.TeamID)
+}
+
+// Rename sets the caller's team's name.
+func (s *Service) Rename(ctx context.Context, actor *auth.Principal, name string) (*store.Team, error) {
+	if err := validate.Name("name", name); err != nil {
+		return nil, err
+	}
+	var out *store.Team
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.RenameTeam(ctx, actor.TeamID, name, store.Now()); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, actor.TeamID, actor, audit.TeamUpdate, ids.Encode(ids.Team, actor.TeamID)); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.Team(ctx, actor.TeamID)
+		return err
+	})
+	return out, err
+}
+
+// Bootstrap creates a team and its first key, holding every scope, in one
+// transaction. The key's secret is in the result and nowhere else.
+func (s *Service) Bootstrap(ctx context.Context, teamName, keyName string) (*store.Team, apikeys.Issued, error) {
+	return s.bootstrap(ctx, teamName, keyName, false)
+}
+
+// BootstrapFirst is Bootstrap for a first start: it creates nothing, and
+// returns a nil team, when the database already holds a team.
+func (s *Service) BootstrapFirst(ctx context.Context, teamName, keyName string) (*store.Team, apikeys.Issued, error) {
+	return s.bootstrap(ctx, teamName, keyName, true)
+}
+
+func (s *Service) bootstrap(ctx context.Context, teamName, keyName string, onlyFirst bool) (*store.Team, apikeys.Issued, error) {
+	if err := validate.Name("team", teamName); err != nil {
+		return nil, apikeys.Issued{}, err
+	}
+	if keyName == "" {
+		keyName = DefaultKeyName
+	}
+	if err := validate.Name("key-name", keyName); err != nil {
+		return nil, apikeys.Issued{}, err
+	}
+	now := store.Now()
+	team := &store.Team{ID: ids.New(), Name: teamName, CreatedAt: now, UpdatedAt: now}
+	issued, err := apikeys.NewKey(team.ID, keyName, scope.Wildcard, nil)
+	if err != nil {
+		return nil, apikeys.Issued{}, err
+	}
+	created := true
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		if onlyFirst {
+			if err := tx.LockTeamsForBootstrap(ctx); err != nil {
+				return err
+			}
+			exists, err := tx.HasTeams(ctx)
+			if err != nil || exists {
+				created = false
+				return err
+			}
+		}
+		if err := tx.CreateTeam(ctx, team); err != nil {
+			return err
+		}
+		if err := tx.CreateAPIKey(ctx, issued.Key); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, team.ID, nil, audit.TeamCreate, ids.Encode(ids.Team, team.ID)); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, team.ID, nil, audit.APIKeyCreate, ids.Encode(ids.APIKey, issued.Key.ID))
+	})
+	if err != nil || !created {
+		return nil, apikeys.Issued{}, err
+	}
+	return team, issued, nil
+}

@@ -1,0 +1,190 @@
+// Package testdb gives each test a fresh, migrated database of its own, on
+// SQLite always and on PostgreSQL whenever it answers, so that the same test
+// runs on both dialects and test packages can run in parallel.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/store"
+)
+
+// DefaultPostgresURL is the machine's test database, when TEST_DATABASE_URL
+// is unset.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Database is one test's database.
+type Database struct {
+	Dialect db.Dialect
+	// URL opens the same database again (another server process on it).
+	URL   string
+	Store *store.Store
+
+	statements atomic.Int64
+}
+
+var (
+	pgOnce  sync.Once
+	pgError error
+)
+
+func postgresURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+// postgresAvailable reports whether PostgreSQL answers; it asks once.
+func postgresAvailable() error {
+	pgOnce.Do(func() {
+		gdb, _, err := db.Open(context.Background(), postgresURL(), db.Pool{MaxOpen: 1})
+		if err != nil {
+			pgError = err
+			return
+		}
+		sqlDB, _ := gdb.DB()
+		_ = sqlDB.Close()
+	})
+	return pgError
+}
+
+// Dialects returns the dialects to test on: SQLite, and PostgreSQL when it
+// answers. With KEYPLANE_REQUIRE_POSTGRES=1 an absent PostgreSQL fails the
+// test instead of being skipped.
+func Dialects(t testing.TB) []db.Dialect {
+	out := []db.Dialect{db.SQLite}
+	if err := postgresAvailable(); err != nil {
+		if os.Getenv("KEYPLANE_REQUIRE_POSTGRES") == "1" {
+			t.Fatalf("PostgreSQL is required (KEYPLANE_REQUIRE_POSTGRES=1) but does not answer at TEST_DATABASE_URL: %v", err)
+		}
+		t.Logf("PostgreSQL does not answer; testing on SQLite only: %v", err)
+		return out
+	}
+	return append(out, db.Postgres)
+}
+
+// Each runs fn once per dialect, as parallel subtests named after it.
+func Each(t *testing.T, fn func(t *testing.T, d db.Dialect)) {
+	for _, d := range Dialects(t) {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			fn(t, d)
+		})
+	}
+}
+
+// New returns a fresh migrated database on the dialect, dropped when the
+// test ends.
+func New(t testing.TB, d db.Dialect) *Database {
+	t.Helper()
+	ctx := context.Background()
+	var rawURL string
+	switch d {
+	case db.SQLite:
+		rawURL = "sqlite:" + filepath.Join(t.TempDir(), "keyplane.db")
+	case db.Postgres:
+		rawURL = newSchema(t)
+	}
+	gdb, dialect, err := db.Open(ctx, rawURL, db.Pool{MaxOpen: 8})
+	if err != nil {
+		t.Fatalf("open %s: %v", d, err)
+	}
+	st := store.New(gdb, dialect)
+	t.Cleanup(func() { _ = st.Close() })
+	if _, err := db.Migrate(ctx, gdb, dialect); err != nil {
+		t.Fatalf("migrate %s: %v", d, err)
+	}
+	database := &Database{Dialect: d, URL: rawURL, Store: st}
+	database.countStatements(t, gdb)
+	return database
+}
+
+// countStatements counts every SQL statement GORM sends on this database,
+// so that a test can assert that a request's statements do not grow with
+// the size of a page (no N+1).
+func (d *Database) countStatements(t testing.TB, gdb *gorm.DB) {
+	count := func(g *gorm.DB) {
+		if !g.DryRun {
+			d.statements.Add(1)
+		}
+	}
+	cb := gdb.Callback()
+	for _, err := range []error{
+		cb.Query().After("gorm:query").Register("testdb:count", count),
+		cb.Create().After("gorm:create").Register("testdb:count", count),
+		cb.Update().After("gorm:update").Register("testdb:count", count),
+		cb.Delete().After("gorm:delete").Register("testdb:count", count),
+		cb.Row().After("gorm:row").Register("testdb:count", count),
+		cb.Raw().After("gorm:raw").Register("testdb:count", count),
+	} {
+		if err != nil {
+			t.Fatalf("count statements: %v", err)
+		}
+	}
+}
+
+// Statements returns how many SQL statements the database has received
+// through GORM so far; take the difference around a request.
+func (d *Database) Statements() int64 { return d.statements.Load() }
+
+// newSchema makes a schema of its own for the test and returns a URL whose
+// connections use it; the schema is dropped when the test ends, since the
+// machine's PostgreSQL outlives the run.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	admin, _, err := db.Open(context.Background(), postgresURL(), db.Pool{MaxOpen: 1})
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = admin.Exec("DROP SCHEMA " + schema + " CASCADE").Error
+		if sqlDB, err := admin.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	u, err := url.Parse(postgresURL())
+	if err != nil {
+		t.Fatalf("parse TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Exec runs raw SQL on the test's database, for a test that must reach past
+// the API: to move a time into the past, or to break a table on purpose.
+func (d *Database) Exec(t testing.TB, sql string, args ...any) {
+	t.Helper()
+	if err := d.Store.ExecForTest(context.Background(), sql, args...); err != nil {
+		t.Fatalf("exec %q: %v", sql, err)
+	}
+}
+
+// Count returns the number of rows of a table matching a condition.
+func (d *Database) Count(t testing.TB, table, where string, args ...any) int64 {
+	t.Helper()
+	n, err := d.Store.CountForTest(context.Background(), table, where, args...)
+	if err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
