@@ -1,0 +1,34 @@
+// Package graph is the GraphQL edge: thin resolvers that read the caller from
+// the context, call a domain service and map its result.
+package graph
+
+import (
+	"time"
+
+	"github.com/keyplane/keyplane/internal/apikeys"
+	"github.com/keyplane/keyplane/internal/audit"
+	"github.com/keyplane/keyplane/internal/devices"
+	"github.com/keyplane/keyplane/internal/members"
+	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/teams"
+)
+
+// Resolver holds the services the resolvers call.
+type Resolver struct {
+	store    *store.Store
+	apiKeys  *apikeys.Service
+	teams    *teams.Service
+	auditLog *audit.Log
+	devices  *devices.Service
+	members  *members.Service
+}
+
+// NewResolver wires the domain services on one store. onlineWindow is how
+// recently a device must have been seen to be ONLINE.
+func NewResolver(s *store.Store, onlineWindow time.Duration) *Resolver {
+	return &Resolver{
+		store:   s,
+		apiKeys: apikeys.NewService(s), teams: teams.NewService(s), auditLog: audit.NewLog(s),
+		devices: devices.NewService(s, onlineWindow), members: members.NewService(s),
+	}
+}
