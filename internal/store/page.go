@@ -43,13 +43,19 @@ func EncodeCursor(id uuid.UUID) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// DecodeCursor reads a cursor made by EncodeCursor.
+// DecodeCursor reads a cursor made by EncodeCursor. Only the exact text
+// EncodeCursor makes is accepted: the base64 decoder alone would skip line
+// breaks, so one row would have many cursors.
 func DecodeCursor(field, cursor string) (uuid.UUID, error) {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
 	if err != nil || len(b) != 17 || b[0] != cursorVersion {
 		return uuid.Nil, apperr.Input(field, "%s is not a cursor returned by this API", field)
 	}
-	return uuid.UUID(b[1:]), nil
+	id := uuid.UUID(b[1:])
+	if EncodeCursor(id) != cursor {
+		return uuid.Nil, apperr.Input(field, "%s is not a cursor returned by this API", field)
+	}
+	return id, nil
 }
 
 // NewPageArgs validates first/after/last/before as the contract sets them:
