@@ -26,6 +26,7 @@ import (
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/app"
 	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/httpapi"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/teams"
 )
@@ -186,9 +187,15 @@ func serve(args []string, stderr io.Writer) int {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	errs := make(chan error, 1)
+	errs := make(chan error, 2)
 	go func() { errs <- srv.ListenAndServe() }()
 	log.Info("serving", "addr", cfg.ListenAddr, "dialect", st.Dialect(), "playground", cfg.Playground, "version", version)
+	if cfg.PprofAddr != "" {
+		debug := &http.Server{Addr: cfg.PprofAddr, Handler: httpapi.NewDebugHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { errs <- debug.ListenAndServe() }()
+		defer debug.Close()
+		log.Info("serving pprof", "addr", cfg.PprofAddr)
+	}
 
 	exit := 0
 	select {

@@ -27,7 +27,7 @@ func cleanEnv(t *testing.T) string {
 		"LOG_LEVEL", "LOG_FORMAT",
 		"KEYPLANE_RATE_LIMIT_RPS", "KEYPLANE_RATE_LIMIT_BURST",
 		"KEYPLANE_AUTH_FAILURE_RPS", "KEYPLANE_AUTH_FAILURE_BURST",
-		"KEYPLANE_TRUSTED_PROXIES", "REDIS_URL",
+		"KEYPLANE_TRUSTED_PROXIES", "REDIS_URL", "KEYPLANE_PPROF_ADDR",
 	} {
 		t.Setenv(name, "")
 	}
@@ -130,6 +130,7 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		{"DATABASE_URL", "postgres://"},
 		{"LISTEN_ADDR", "notanaddress"},
 		{"LISTEN_ADDR", ":99999"},
+		{"KEYPLANE_PPROF_ADDR", "localhost"},
 		{"LOG_LEVEL", "loud"},
 		{"LOG_FORMAT", "xml"},
 		{"KEYPLANE_PLAYGROUND", "maybe"},

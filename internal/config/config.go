@@ -17,8 +17,10 @@ import (
 
 // Config is every setting the server reads.
 type Config struct {
-	DatabaseURL   string
-	ListenAddr    string
+	DatabaseURL string
+	ListenAddr  string
+	// PprofAddr, when set, serves net/http/pprof on its own listener.
+	PprofAddr     string
 	Playground    bool
 	Introspection bool
 	LogLevel      slog.Level
@@ -65,10 +67,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if _, err := db.Parse(c.DatabaseURL); err != nil {
 		return c, &Error{"DATABASE_URL", err.Error()}
 	}
-	if _, port, err := net.SplitHostPort(c.ListenAddr); err != nil {
-		return c, &Error{"LISTEN_ADDR", fmt.Sprintf("%q is not host:port, such as :8080 or 127.0.0.1:8080", c.ListenAddr)}
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return c, &Error{"LISTEN_ADDR", fmt.Sprintf("%q has no valid port", c.ListenAddr)}
+	if err := checkAddr("LISTEN_ADDR", c.ListenAddr); err != nil {
+		return c, err
+	}
+	if c.PprofAddr = getenv("KEYPLANE_PPROF_ADDR"); c.PprofAddr != "" {
+		if err := checkAddr("KEYPLANE_PPROF_ADDR", c.PprofAddr); err != nil {
+			return c, err
+		}
 	}
 	var err error
 	if c.Playground, err = boolVar(getenv, "KEYPLANE_PLAYGROUND", true); err != nil {
@@ -91,6 +96,18 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, &Error{"KEYPLANE_DEVICE_ONLINE_WINDOW", fmt.Sprintf("%q is not a positive duration such as 5m or 90s", window)}
 	}
 	return c, nil
+}
+
+// checkAddr refuses a listen address that is not host:port.
+func checkAddr(name, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return &Error{name, fmt.Sprintf("%q is not host:port, such as :8080 or 127.0.0.1:8080", addr)}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return &Error{name, fmt.Sprintf("%q has no valid port", addr)}
+	}
+	return nil
 }
 
 func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
