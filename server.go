@@ -105,20 +105,20 @@ func setup(ctx context.Context, stderr io.Writer) (config.Config, *slog.Logger, 
 		return cfg, nil, nil, exitConfig
 	}
 	log := newLogger(cfg, stderr)
-	gdb, dialect, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{})
+	d, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{})
 	if err != nil {
 		fmt.Fprintf(stderr, "keyplane: %v\n", err)
 		return cfg, log, nil, exitFailure
 	}
-	st := store.New(gdb, dialect)
-	applied, err := db.Migrate(ctx, gdb, dialect)
+	st := store.New(d)
+	applied, err := db.Migrate(ctx, d)
 	if err != nil {
 		_ = st.Close()
 		fmt.Fprintf(stderr, "keyplane: %v\n", err)
 		return cfg, log, nil, exitFailure
 	}
 	if applied > 0 {
-		log.Info("applied migrations", "count", applied, "dialect", dialect)
+		log.Info("applied migrations", "count", applied, "dialect", d.Dialect)
 	}
 	return cfg, log, st, 0
 }
@@ -292,15 +292,15 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keyplane: %v\n", err)
 		return exitConfig
 	}
-	gdb, dialect, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{MaxOpen: 2})
+	d, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{MaxOpen: 2})
 	if err != nil {
 		fmt.Fprintf(stderr, "keyplane: %v\n", err)
 		return exitFailure
 	}
-	st := store.New(gdb, dialect)
+	st := store.New(d)
 	defer st.Close()
 	if sub == "up" {
-		n, err := db.Migrate(ctx, gdb, dialect)
+		n, err := db.Migrate(ctx, d)
 		if err != nil {
 			fmt.Fprintf(stderr, "keyplane migrate: %v\n", err)
 			return exitFailure
@@ -308,7 +308,7 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "applied %d migration(s)\n", n)
 		return 0
 	}
-	states, err := db.Status(ctx, gdb, dialect)
+	states, err := db.Status(ctx, d)
 	if err != nil {
 		fmt.Fprintf(stderr, "keyplane migrate: %v\n", err)
 		return exitFailure

@@ -61,11 +61,11 @@ func TestBootstrapPrintsOnlyTheKey(t *testing.T) {
 		}
 
 		ctx := context.Background()
-		gdb, dialect, err := db.Open(ctx, url, db.Pool{MaxOpen: 2})
+		d, err := db.Open(ctx, url, db.Pool{MaxOpen: 2})
 		if err != nil {
 			t.Fatalf("open %s: %v", url, err)
 		}
-		st := store.New(gdb, dialect)
+		st := store.New(d)
 		defer st.Close()
 		p, err := auth.NewAuthenticator(st, nil).Authenticate(ctx, key, auth.Client{IP: "127.0.0.1"})
 		if err != nil {

@@ -5,6 +5,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -37,6 +41,31 @@ type Pool struct {
 	MaxOpen     int
 	MaxIdle     int
 	MaxLifetime time.Duration
+	// OnStatement, when set, is called for every SQL statement sent: tests
+	// count a request's statements with it.
+	OnStatement func()
+}
+
+// DB is an open database: GORM for every query, and on PostgreSQL the pgx
+// pool GORM runs on, for the few queries on every request's path that skip
+// database/sql and GORM's reflection.
+type DB struct {
+	Gorm    *gorm.DB
+	Dialect Dialect
+	// Pgx is nil on SQLite.
+	Pgx *pgxpool.Pool
+}
+
+// Close releases the connections.
+func (d *DB) Close() error {
+	sqlDB, err := d.Gorm.DB()
+	if err == nil {
+		err = sqlDB.Close()
+	}
+	if d.Pgx != nil {
+		d.Pgx.Close()
+	}
+	return err
 }
 
 // Target is a parsed DATABASE_URL.
@@ -88,64 +117,127 @@ func sqliteTarget(path string) Target {
 	return Target{Dialect: SQLite, Path: path, DSN: "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&" + params}
 }
 
-// Open connects to the database a URL names, with GORM's error translation
-// and prepared statements on, and sets the pool sizes.
-func Open(ctx context.Context, raw string, pool Pool) (*gorm.DB, Dialect, error) {
+// Open connects to the database a URL names, with GORM's error translation,
+// and sets the pool sizes.
+func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 	t, err := Parse(raw)
 	if err != nil {
-		return nil, "", err
-	}
-	var dialector gorm.Dialector
-	switch t.Dialect {
-	case Postgres:
-		dialector = postgres.New(postgres.Config{DSN: t.DSN})
-		if pool.MaxOpen == 0 {
-			pool.MaxOpen = 20
-		}
-	case SQLite:
-		if t.Path != "" {
-			if err := os.MkdirAll(filepath.Dir(t.Path), 0o700); err != nil {
-				return nil, "", fmt.Errorf("create database folder: %w", err)
-			}
-		}
-		dialector = sqlite.Open(t.DSN)
-		if pool.MaxOpen == 0 {
-			pool.MaxOpen = 4
-		}
-	}
-	if pool.MaxIdle == 0 {
-		pool.MaxIdle = pool.MaxOpen
+		return nil, err
 	}
 	if pool.MaxLifetime == 0 {
 		pool.MaxLifetime = 30 * time.Minute
 	}
-	gdb, err := gorm.Open(dialector, &gorm.Config{
+	d := &DB{Dialect: t.Dialect}
+	var dialector gorm.Dialector
+	switch t.Dialect {
+	case Postgres:
+		pool.MaxOpen = cmp.Or(pool.MaxOpen, 20)
+		if d.Pgx, err = openPgx(ctx, t.DSN, pool); err != nil {
+			return nil, err
+		}
+		// database/sql holds no idle connections of its own here: they stay
+		// in the pgx pool, shared by both ways in.
+		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDBFromPool(d.Pgx)})
+	case SQLite:
+		if t.Path != "" {
+			if err := os.MkdirAll(filepath.Dir(t.Path), 0o700); err != nil {
+				return nil, fmt.Errorf("create database folder: %w", err)
+			}
+		}
+		dialector = sqlite.Open(t.DSN)
+		pool.MaxOpen = cmp.Or(pool.MaxOpen, 4)
+	}
+	d.Gorm, err = gorm.Open(dialector, &gorm.Config{
 		TranslateError: true,
-		// Prepared statements save PostgreSQL a parse per query. On SQLite
-		// they are off: GORM prepares a new statement on a pool connection
-		// while holding a process-wide lock, and with writers queued on
-		// SQLite's lock (holding the other connections) that stalls every
+		// On PostgreSQL pgx prepares and caches each statement per
+		// connection by itself. GORM's own prepared statements would sit on
+		// database/sql connections that come and go with the pgx pool's; on
+		// SQLite they stall: GORM prepares while holding a process-wide
+		// lock, and with writers queued on SQLite's lock that holds every
 		// request for the whole busy timeout.
-		PrepareStmt:            t.Dialect == Postgres,
+		PrepareStmt:            false,
 		SkipDefaultTransaction: true,
 		Logger:                 logger.Discard,
 		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("open %s database: %w", t.Dialect, err)
+		d.closePgx()
+		return nil, fmt.Errorf("open %s database: %w", t.Dialect, err)
 	}
-	sqlDB, err := gdb.DB()
+	sqlDB, err := d.Gorm.DB()
 	if err != nil {
-		return nil, "", err
+		d.closePgx()
+		return nil, err
 	}
-	sqlDB.SetMaxOpenConns(pool.MaxOpen)
-	sqlDB.SetMaxIdleConns(pool.MaxIdle)
-	sqlDB.SetConnMaxLifetime(pool.MaxLifetime)
+	if t.Dialect == SQLite {
+		sqlDB.SetMaxOpenConns(pool.MaxOpen)
+		sqlDB.SetMaxIdleConns(cmp.Or(pool.MaxIdle, pool.MaxOpen))
+		sqlDB.SetConnMaxLifetime(pool.MaxLifetime)
+		if pool.OnStatement != nil {
+			if err := countGormStatements(d.Gorm, pool.OnStatement); err != nil {
+				_ = d.Close()
+				return nil, err
+			}
+		}
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
-		_ = sqlDB.Close()
-		return nil, "", fmt.Errorf("connect to %s database: %w", t.Dialect, err)
+		_ = d.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", t.Dialect, err)
 	}
-	return gdb, t.Dialect, nil
+	return d, nil
+}
+
+func (d *DB) closePgx() {
+	if d.Pgx != nil {
+		d.Pgx.Close()
+	}
+}
+
+// openPgx makes the PostgreSQL pool. Connections open on first use.
+func openPgx(ctx context.Context, dsn string, pool Pool) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
+	}
+	cfg.MaxConns = int32(pool.MaxOpen)
+	cfg.MaxConnLifetime = pool.MaxLifetime
+	if pool.OnStatement != nil {
+		cfg.ConnConfig.Tracer = statementCounter(pool.OnStatement)
+	}
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database: %w", err)
+	}
+	return p, nil
+}
+
+// statementCounter calls its function for each statement pgx sends.
+type statementCounter func()
+
+func (f statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	f()
+	return ctx
+}
+
+func (statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// countGormStatements calls f after every statement GORM runs; on SQLite
+// every statement goes through GORM.
+func countGormStatements(g *gorm.DB, f func()) error {
+	count := func(g *gorm.DB) {
+		if !g.DryRun {
+			f()
+		}
+	}
+	cb := g.Callback()
+	return errors.Join(
+		cb.Query().After("gorm:query").Register("keyplane:count", count),
+		cb.Create().After("gorm:create").Register("keyplane:count", count),
+		cb.Update().After("gorm:update").Register("keyplane:count", count),
+		cb.Delete().After("gorm:delete").Register("keyplane:count", count),
+		cb.Row().After("gorm:row").Register("keyplane:count", count),
+		cb.Raw().After("gorm:raw").Register("keyplane:count", count),
+	)
 }

@@ -41,10 +41,12 @@ func TestParse(t *testing.T) {
 func TestSQLiteSettings(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "sub", "k.db")
-	gdb, dialect, err := db.Open(ctx, "sqlite:"+path, db.Pool{})
-	if err != nil || dialect != db.SQLite {
-		t.Fatalf("Open: %v %v", dialect, err)
+	d, err := db.Open(ctx, "sqlite:"+path, db.Pool{})
+	if err != nil || d.Dialect != db.SQLite {
+		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() { _ = d.Close() })
+	gdb := d.Gorm
 	var fk int
 	var journal string
 	gdb.Raw("PRAGMA foreign_keys").Scan(&fk)
@@ -89,11 +91,11 @@ func TestSQLiteSettings(t *testing.T) {
 	if n != 16 {
 		t.Fatalf("counter = %d, want 16: transactions interleaved", n)
 	}
-	applied, err := db.Migrate(ctx, gdb, dialect)
+	applied, err := db.Migrate(ctx, d)
 	if err != nil || applied == 0 {
 		t.Fatalf("Migrate: %d %v", applied, err)
 	}
-	if again, err := db.Migrate(ctx, gdb, dialect); err != nil || again != 0 {
+	if again, err := db.Migrate(ctx, d); err != nil || again != 0 {
 		t.Fatalf("second Migrate applied %d: %v", again, err)
 	}
 }

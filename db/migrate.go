@@ -7,7 +7,6 @@ import (
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
-	"gorm.io/gorm"
 )
 
 //go:embed migrations
@@ -15,12 +14,13 @@ var migrations embed.FS
 
 // provider returns goose's migration runner for the connection's dialect,
 // reading the embedded SQL files of that dialect only.
-func provider(gdb *gorm.DB, dialect Dialect) (*goose.Provider, error) {
+func provider(d *DB) (*goose.Provider, error) {
+	dialect := d.Dialect
 	sub, err := fs.Sub(migrations, "migrations/"+string(dialect))
 	if err != nil {
 		return nil, err
 	}
-	sqlDB, err := gdb.DB()
+	sqlDB, err := d.Gorm.DB()
 	if err != nil {
 		return nil, err
 	}
@@ -32,8 +32,8 @@ func provider(gdb *gorm.DB, dialect Dialect) (*goose.Provider, error) {
 }
 
 // Migrate applies every pending migration and reports how many it applied.
-func Migrate(ctx context.Context, gdb *gorm.DB, dialect Dialect) (int, error) {
-	p, err := provider(gdb, dialect)
+func Migrate(ctx context.Context, d *DB) (int, error) {
+	p, err := provider(d)
 	if err != nil {
 		return 0, fmt.Errorf("load migrations: %w", err)
 	}
@@ -52,8 +52,8 @@ type MigrationState struct {
 }
 
 // Status lists every known migration and whether it is applied.
-func Status(ctx context.Context, gdb *gorm.DB, dialect Dialect) ([]MigrationState, error) {
-	p, err := provider(gdb, dialect)
+func Status(ctx context.Context, d *DB) ([]MigrationState, error) {
+	p, err := provider(d)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}

@@ -66,15 +66,15 @@ type hoSnapshot map[string][]string
 // whole rows without going through the server.
 func hoReader(t *testing.T, e *env) *sql.DB {
 	t.Helper()
-	gdb, _, err := db.Open(context.Background(), e.db.URL, db.Pool{MaxOpen: 1})
+	d, err := db.Open(context.Background(), e.db.URL, db.Pool{MaxOpen: 1})
 	if err != nil {
 		t.Fatalf("open a reader on the test database: %v", err)
 	}
-	sqlDB, err := gdb.DB()
+	sqlDB, err := d.Gorm.DB()
 	if err != nil {
 		t.Fatalf("reader: %v", err)
 	}
-	t.Cleanup(func() { _ = sqlDB.Close() })
+	t.Cleanup(func() { _ = d.Close() })
 	return sqlDB
 }
 

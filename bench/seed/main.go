@@ -53,13 +53,13 @@ func run() error {
 	}
 	ctx := context.Background()
 
-	gdb, dialect, err := db.Open(ctx, url, db.Pool{MaxOpen: 2})
+	d, err := db.Open(ctx, url, db.Pool{MaxOpen: 2})
 	if err != nil {
 		return err
 	}
-	st := store.New(gdb, dialect)
+	st := store.New(d)
 	defer st.Close()
-	if _, err := db.Migrate(ctx, gdb, dialect); err != nil {
+	if _, err := db.Migrate(ctx, d); err != nil {
 		return err
 	}
 	team, issued, err := teams.NewService(st).Bootstrap(ctx, *teamName, teams.DefaultKeyName)

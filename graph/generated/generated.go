@@ -14279,7 +14279,7 @@ func (ec *executionContext) unmarshalNAddMemberInput2githubᚗcomᚋkeyplaneᚋk
 
 func (ec *executionContext) marshalNApiKey2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐAPIKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.APIKey) graphql.Marshaler {
 	ctx = graphql.WithBatchParents(ctx, "ApiKey", v, nil)
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNApiKey2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐAPIKey(ctx, sel, v[i])
@@ -14305,7 +14305,7 @@ func (ec *executionContext) marshalNApiKey2ᚖgithubᚗcomᚋkeyplaneᚋkeyplane
 }
 
 func (ec *executionContext) marshalNApiKeyEdge2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐAPIKeyEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.APIKeyEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNApiKeyEdge2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐAPIKeyEdge(ctx, sel, v[i])
@@ -14342,7 +14342,7 @@ func (ec *executionContext) marshalNApiKeyStatus2githubᚗcomᚋkeyplaneᚋkeypl
 
 func (ec *executionContext) marshalNAuditEvent2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐAuditEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.AuditEvent) graphql.Marshaler {
 	ctx = graphql.WithBatchParents(ctx, "AuditEvent", v, nil)
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAuditEvent2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐAuditEvent(ctx, sel, v[i])
@@ -14368,7 +14368,7 @@ func (ec *executionContext) marshalNAuditEvent2ᚖgithubᚗcomᚋkeyplaneᚋkeyp
 }
 
 func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐAuditEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEventEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAuditEventEdge2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐAuditEventEdge(ctx, sel, v[i])
@@ -14472,7 +14472,7 @@ func (ec *executionContext) marshalNDevice2githubᚗcomᚋkeyplaneᚋkeyplaneᚋ
 }
 
 func (ec *executionContext) marshalNDevice2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐDeviceᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Device) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNDevice2githubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐDevice(ctx, sel, v[i])
@@ -14488,7 +14488,7 @@ func (ec *executionContext) marshalNDevice2ᚕgithubᚗcomᚋkeyplaneᚋkeyplane
 }
 
 func (ec *executionContext) marshalNDevice2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐDeviceᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Device) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNDevice2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐDevice(ctx, sel, v[i])
@@ -14514,7 +14514,7 @@ func (ec *executionContext) marshalNDevice2ᚖgithubᚗcomᚋkeyplaneᚋkeyplane
 }
 
 func (ec *executionContext) marshalNDeviceEdge2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐDeviceEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DeviceEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNDeviceEdge2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐDeviceEdge(ctx, sel, v[i])
@@ -14579,7 +14579,7 @@ func (ec *executionContext) unmarshalNEnrollDeviceInput2githubᚗcomᚋkeyplane�
 }
 
 func (ec *executionContext) marshalNEnrollmentKey2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐEnrollmentKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.EnrollmentKey) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNEnrollmentKey2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐEnrollmentKey(ctx, sel, v[i])
@@ -14605,7 +14605,7 @@ func (ec *executionContext) marshalNEnrollmentKey2ᚖgithubᚗcomᚋkeyplaneᚋk
 }
 
 func (ec *executionContext) marshalNEnrollmentKeyEdge2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐEnrollmentKeyEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.EnrollmentKeyEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNEnrollmentKeyEdge2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐEnrollmentKeyEdge(ctx, sel, v[i])
@@ -14693,7 +14693,7 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 
 func (ec *executionContext) marshalNMember2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Member) graphql.Marshaler {
 	ctx = graphql.WithBatchParents(ctx, "Member", v, nil)
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMember2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐMember(ctx, sel, v[i])
@@ -14719,7 +14719,7 @@ func (ec *executionContext) marshalNMember2ᚖgithubᚗcomᚋkeyplaneᚋkeyplane
 }
 
 func (ec *executionContext) marshalNMemberEdge2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐMemberEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MemberEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMemberEdge2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐMemberEdge(ctx, sel, v[i])
@@ -14804,7 +14804,7 @@ func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋkeyplaneᚋkeyplane�
 			ctx = graphql.WithBatchParents(ctx, "ApiKey", batchItemsApiKey, batchIdxMapApiKey)
 		}
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalONode2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐNode(ctx, sel, v[i])
@@ -14888,7 +14888,7 @@ func (ec *executionContext) unmarshalNScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplan
 }
 
 func (ec *executionContext) marshalNScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScopeᚄ(ctx context.Context, sel ast.SelectionSet, v []scope.Scope) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNScope2githubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScope(ctx, sel, v[i])
@@ -14983,7 +14983,7 @@ func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlge
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx, sel, v[i])
@@ -15029,7 +15029,7 @@ func (ec *executionContext) unmarshalN__DirectiveLocation2ᚕstringᚄ(ctx conte
 }
 
 func (ec *executionContext) marshalN__DirectiveLocation2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__DirectiveLocation2string(ctx, sel, v[i])
@@ -15057,7 +15057,7 @@ func (ec *executionContext) marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlg
 }
 
 func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.InputValue) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -15077,7 +15077,7 @@ func (ec *executionContext) marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋg
 }
 
 func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
@@ -15431,7 +15431,7 @@ func (ec *executionContext) marshalOPrincipalKind2ᚕgithubᚗcomᚋkeyplaneᚋk
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNPrincipalKind2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐPrincipalKind(ctx, sel, v[i])
@@ -15509,7 +15509,7 @@ func (ec *executionContext) marshalOScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplane�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNScope2githubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScope(ctx, sel, v[i])
@@ -15616,7 +15616,7 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__EnumValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValue(ctx, sel, v[i])
@@ -15635,7 +15635,7 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Field2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐField(ctx, sel, v[i])
@@ -15654,7 +15654,7 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -15680,7 +15680,7 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])

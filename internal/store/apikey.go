@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"strings"
 	"time"
 
@@ -104,15 +102,22 @@ type AuthKey struct {
 // finds out. The owner's role is null for a team key, and for a personal
 // key whose owner was removed (whose keys are revoked with them).
 func (s *Store) APIKeyForAuth(ctx context.Context, id uuid.UUID) (*AuthKey, error) {
-	var k AuthKey
-	err := s.with(ctx).Table("api_keys").
+	r, err := s.query(s.with(ctx).Table("api_keys").
 		Select(authKeyColumns).
 		Joins("LEFT JOIN members ON members.id = api_keys.owner_id AND members.removed_at IS NULL").
-		Where("api_keys.id = ?", id).Limit(1).Row().Scan(append(k.fields(), &k.OwnerRole)...)
-	if errors.Is(err, sql.ErrNoRows) {
+		Where("api_keys.id = ?", id).Limit(1))
+	if err != nil {
+		return nil, translate(err, "api key")
+	}
+	defer r.Close()
+	if !r.Next() {
+		if err := r.Err(); err != nil {
+			return nil, translate(err, "api key")
+		}
 		return nil, translate(errNoRows, "api key")
 	}
-	if err != nil {
+	var k AuthKey
+	if err := r.Scan(append(k.fields(), &k.OwnerRole)...); err != nil {
 		return nil, translate(err, "api key")
 	}
 	return &k, nil
@@ -241,7 +246,7 @@ func (s *Store) apiKeyQuery(ctx context.Context, teamID uuid.UUID, f APIKeyFilte
 
 // ListAPIKeys reads one keyset page of a team's keys.
 func (s *Store) ListAPIKeys(ctx context.Context, teamID uuid.UUID, f APIKeyFilter, args PageArgs, now time.Time) (Page[APIKey], error) {
-	return keysetPage[APIKey](s.apiKeyQuery(ctx, teamID, f, now), args, "api key")
+	return keysetPage[APIKey](s, s.apiKeyQuery(ctx, teamID, f, now), args, "api key")
 }
 
 // CountAPIKeys counts a team's keys that match a filter.

@@ -70,7 +70,7 @@ func (s *Store) auditQuery(ctx context.Context, teamID uuid.UUID, f AuditFilter)
 
 // ListAuditEvents reads one keyset page of a team's audit log.
 func (s *Store) ListAuditEvents(ctx context.Context, teamID uuid.UUID, f AuditFilter, args PageArgs) (Page[AuditEvent], error) {
-	return keysetPage[AuditEvent](s.auditQuery(ctx, teamID, f), args, "audit event")
+	return keysetPage[AuditEvent](s, s.auditQuery(ctx, teamID, f), args, "audit event")
 }
 
 // CountAuditEvents counts a team's events that match a filter.

@@ -179,7 +179,7 @@ func (s *Store) deviceQuery(ctx context.Context, teamID uuid.UUID, f DeviceFilte
 
 // ListDevices reads one keyset page of a team's devices.
 func (s *Store) ListDevices(ctx context.Context, teamID uuid.UUID, f DeviceFilter, args PageArgs, now time.Time, window time.Duration) (Page[Device], error) {
-	return keysetPage[Device](s.deviceQuery(ctx, teamID, f, now, window), args, "device")
+	return keysetPage[Device](s, s.deviceQuery(ctx, teamID, f, now, window), args, "device")
 }
 
 // CountDevices counts a team's devices that match a filter.

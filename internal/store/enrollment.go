@@ -70,7 +70,7 @@ func (s *Store) RevokeEnrollmentKey(ctx context.Context, teamID, id uuid.UUID, n
 
 // ListEnrollmentKeys reads one keyset page of a team's enrollment keys.
 func (s *Store) ListEnrollmentKeys(ctx context.Context, teamID uuid.UUID, args PageArgs) (Page[EnrollmentKey], error) {
-	return keysetPage[EnrollmentKey](s.with(ctx).Model(&EnrollmentKey{}).Where("team_id = ?", teamID), args, "enrollment key")
+	return keysetPage[EnrollmentKey](s, s.with(ctx).Model(&EnrollmentKey{}).Where("team_id = ?", teamID), args, "enrollment key")
 }
 
 // CountEnrollmentKeys counts a team's enrollment keys.

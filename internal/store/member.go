@@ -104,7 +104,7 @@ func (s *Store) memberQuery(ctx context.Context, teamID uuid.UUID, f MemberFilte
 
 // ListMembers reads one keyset page of a team's current members.
 func (s *Store) ListMembers(ctx context.Context, teamID uuid.UUID, f MemberFilter, args PageArgs) (Page[Member], error) {
-	return keysetPage[Member](s.memberQuery(ctx, teamID, f), args, "member")
+	return keysetPage[Member](s, s.memberQuery(ctx, teamID, f), args, "member")
 }
 
 // CountMembers counts a team's current members that match a filter.

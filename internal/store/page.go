@@ -97,7 +97,7 @@ func NewPageArgs(first *int, after *string, last *int, before *string) (PageArgs
 // keysetPage reads one page of q by its id column: no OFFSET, so a page deep
 // in the list costs what the first one does. It fetches one row more than
 // asked to learn whether another page follows.
-func keysetPage[T any](q *gorm.DB, args PageArgs, what string) (Page[T], error) {
+func keysetPage[T any](s *Store, q *gorm.DB, args PageArgs, what string) (Page[T], error) {
 	var page Page[T]
 	if args.After != nil {
 		q = q.Where("id > ?", *args.After)
@@ -109,7 +109,7 @@ func keysetPage[T any](q *gorm.DB, args PageArgs, what string) (Page[T], error) 
 	if args.Backward {
 		order = "id DESC"
 	}
-	rows, err := find[T](q.Order(order).Limit(args.Limit + 1))
+	rows, err := find[T](s, q.Order(order).Limit(args.Limit+1))
 	if err != nil {
 		return page, translate(err, what)
 	}
@@ -136,13 +136,13 @@ type scanned interface {
 }
 
 // find runs q and reads its rows, scanning them directly when *T knows how.
-func find[T any](q *gorm.DB) ([]T, error) {
+func find[T any](s *Store, q *gorm.DB) ([]T, error) {
 	var rows []T
 	if _, ok := any(new(T)).(scanned); !ok {
 		err := q.Find(&rows).Error
 		return rows, err
 	}
-	cursor, err := q.Select(any(new(T)).(scanned).columns()).Rows()
+	cursor, err := s.query(q.Select(any(new(T)).(scanned).columns()))
 	if err != nil {
 		return nil, err
 	}

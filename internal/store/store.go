@@ -5,11 +5,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/gorm"
 
 	"github.com/keyplane/keyplane/db"
@@ -20,11 +22,15 @@ import (
 type Store struct {
 	db      *gorm.DB
 	dialect db.Dialect
+	// pgx reads the pages and credentials of every request directly, on
+	// PostgreSQL and outside a transaction; nil otherwise.
+	pgx  *pgxpool.Pool
+	open *db.DB
 }
 
 // New wraps an open database.
-func New(gdb *gorm.DB, dialect db.Dialect) *Store {
-	return &Store{db: gdb, dialect: dialect}
+func New(d *db.DB) *Store {
+	return &Store{db: d.Gorm, dialect: d.Dialect, pgx: d.Pgx, open: d}
 }
 
 // Dialect names the SQL engine behind the store.
@@ -48,18 +54,43 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close releases the connection pool.
-func (s *Store) Close() error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	return sqlDB.Close()
-}
+func (s *Store) Close() error { return s.open.Close() }
 
 // errNoRows stands for an UPDATE that matched nothing, so translate says NOT_FOUND.
 var errNoRows = gorm.ErrRecordNotFound
 
 func (s *Store) with(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }
+
+// rows is a query's result, read a row at a time.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// query runs the SELECT that q describes. On PostgreSQL outside a
+// transaction GORM only writes the SQL, and pgx runs it: database/sql's
+// layer and GORM's reflective scan stay off the path every request takes.
+func (s *Store) query(q *gorm.DB) (rows, error) {
+	if s.pgx == nil {
+		r, err := q.Rows()
+		if err != nil {
+			return nil, err
+		}
+		return sqlRows{r}, nil
+	}
+	stmt := q.Session(&gorm.Session{DryRun: true}).Find(&[]map[string]any{})
+	if stmt.Error != nil {
+		return nil, stmt.Error
+	}
+	return s.pgx.Query(stmt.Statement.Context, stmt.Statement.SQL.String(), stmt.Statement.Vars...)
+}
+
+// sqlRows gives database/sql's rows pgx's Close, whose error Err reports.
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
 
 // Now is the store's clock: UTC, truncated to the microsecond both dialects
 // keep, so that a value written reads back equal.

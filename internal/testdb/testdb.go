@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"gorm.io/gorm"
 
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/store"
@@ -49,13 +48,12 @@ func postgresURL() string {
 // postgresAvailable reports whether PostgreSQL answers; it asks once.
 func postgresAvailable() error {
 	pgOnce.Do(func() {
-		gdb, _, err := db.Open(context.Background(), postgresURL(), db.Pool{MaxOpen: 1})
+		d, err := db.Open(context.Background(), postgresURL(), db.Pool{MaxOpen: 1})
 		if err != nil {
 			pgError = err
 			return
 		}
-		sqlDB, _ := gdb.DB()
-		_ = sqlDB.Close()
+		_ = d.Close()
 	})
 	return pgError
 }
@@ -97,46 +95,22 @@ func New(t testing.TB, d db.Dialect) *Database {
 	case db.Postgres:
 		rawURL = newSchema(t)
 	}
-	gdb, dialect, err := db.Open(ctx, rawURL, db.Pool{MaxOpen: 8})
+	database := &Database{Dialect: d, URL: rawURL}
+	opened, err := db.Open(ctx, rawURL, db.Pool{MaxOpen: 8, OnStatement: func() { database.statements.Add(1) }})
 	if err != nil {
 		t.Fatalf("open %s: %v", d, err)
 	}
-	st := store.New(gdb, dialect)
-	t.Cleanup(func() { _ = st.Close() })
-	if _, err := db.Migrate(ctx, gdb, dialect); err != nil {
+	database.Store = store.New(opened)
+	t.Cleanup(func() { _ = database.Store.Close() })
+	if _, err := db.Migrate(ctx, opened); err != nil {
 		t.Fatalf("migrate %s: %v", d, err)
 	}
-	database := &Database{Dialect: d, URL: rawURL, Store: st}
-	database.countStatements(t, gdb)
 	return database
 }
 
-// countStatements counts every SQL statement GORM sends on this database,
-// so that a test can assert that a request's statements do not grow with
-// the size of a page (no N+1).
-func (d *Database) countStatements(t testing.TB, gdb *gorm.DB) {
-	count := func(g *gorm.DB) {
-		if !g.DryRun {
-			d.statements.Add(1)
-		}
-	}
-	cb := gdb.Callback()
-	for _, err := range []error{
-		cb.Query().After("gorm:query").Register("testdb:count", count),
-		cb.Create().After("gorm:create").Register("testdb:count", count),
-		cb.Update().After("gorm:update").Register("testdb:count", count),
-		cb.Delete().After("gorm:delete").Register("testdb:count", count),
-		cb.Row().After("gorm:row").Register("testdb:count", count),
-		cb.Raw().After("gorm:raw").Register("testdb:count", count),
-	} {
-		if err != nil {
-			t.Fatalf("count statements: %v", err)
-		}
-	}
-}
-
-// Statements returns how many SQL statements the database has received
-// through GORM so far; take the difference around a request.
+// Statements returns how many SQL statements the database has received so
+// far (counted by pgx on PostgreSQL, by GORM on SQLite); take the
+// difference around a request.
 func (d *Database) Statements() int64 { return d.statements.Load() }
 
 // newSchema makes a schema of its own for the test and returns a URL whose
@@ -147,18 +121,16 @@ func newSchema(t testing.TB) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "t_" + hex.EncodeToString(b[:])
-	admin, _, err := db.Open(context.Background(), postgresURL(), db.Pool{MaxOpen: 1})
+	admin, err := db.Open(context.Background(), postgresURL(), db.Pool{MaxOpen: 1})
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}
-	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+	if err := admin.Gorm.Exec("CREATE SCHEMA " + schema).Error; err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = admin.Exec("DROP SCHEMA " + schema + " CASCADE").Error
-		if sqlDB, err := admin.DB(); err == nil {
-			_ = sqlDB.Close()
-		}
+		_ = admin.Gorm.Exec("DROP SCHEMA " + schema + " CASCADE").Error
+		_ = admin.Close()
 	})
 	u, err := url.Parse(postgresURL())
 	if err != nil {
