@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/store"
 )
