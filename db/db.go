@@ -203,6 +203,10 @@ func openPgx(ctx context.Context, dsn string, pool Pool) (*pgxpool.Pool, error) 
 	}
 	cfg.MaxConns = int32(pool.MaxOpen)
 	cfg.MaxConnLifetime = pool.MaxLifetime
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		registerUUID(conn)
+		return nil
+	}
 	if pool.OnStatement != nil {
 		cfg.ConnConfig.Tracer = statementCounter(pool.OnStatement)
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,8 +10,7 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane/internal/app"
-	"github.com/keyplane/keyplane/internal/ids"
-	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/teams"
 	"github.com/keyplane/keyplane/internal/testdb"
 )
@@ -32,14 +30,7 @@ func BenchmarkRequest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			fleet := make([]store.Device, 50)
-			for i := range fleet {
-				now := store.Now()
-				fleet[i] = store.Device{ID: ids.New(), TeamID: team.ID, Name: fmt.Sprintf("device-%d", i), SerialNumber: fmt.Sprintf("SN-%d", i), Version: 1, CreatedAt: now, UpdatedAt: now}
-			}
-			if err := database.Store.CreateDevices(context.Background(), fleet); err != nil {
-				b.Fatal(err)
-			}
+			hotSeed(b, database, team.ID, 50)
 			body := []byte(`{"query":"query { team { devices(first: 20) { nodes { id name } } } }"}`)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -51,6 +42,29 @@ func BenchmarkRequest(b *testing.B) {
 				a.Handler.ServeHTTP(rec, req)
 				if rec.Code != http.StatusOK {
 					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAuthenticate is the work of the auth middleware on every
+// request: parse the key, look it up by id (one statement), compare the
+// hash in constant time, check status, expiry and the owner's role.
+func BenchmarkAuthenticate(b *testing.B) {
+	for _, d := range testdb.Dialects(b) {
+		b.Run(string(d), func(b *testing.B) {
+			database := testdb.New(b, d)
+			_, issued, err := teams.NewService(database.Store).Bootstrap(context.Background(), "bench", "admin")
+			if err != nil {
+				b.Fatal(err)
+			}
+			authn := auth.NewAuthenticator(database.Store, nil)
+			client := auth.Client{IP: "127.0.0.1"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := authn.Authenticate(context.Background(), issued.Secret, client); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
