@@ -7,6 +7,7 @@ package db
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -39,7 +40,6 @@ const DefaultURL = "sqlite:data/keyplane.db"
 // Pool holds the connection-pool sizes. Zero values take the defaults.
 type Pool struct {
 	MaxOpen     int
-	MaxIdle     int
 	MaxLifetime time.Duration
 	// OnStatement, when set, is called for every SQL statement sent: tests
 	// count a request's statements with it.
@@ -56,11 +56,14 @@ type DB struct {
 	Pgx *pgxpool.Pool
 }
 
-// Close releases the connections.
+// Close releases the connections, also of a DB that Open left half made.
 func (d *DB) Close() error {
-	sqlDB, err := d.Gorm.DB()
-	if err == nil {
-		err = sqlDB.Close()
+	var err error
+	if d.Gorm != nil {
+		var sqlDB *sql.DB
+		if sqlDB, err = d.Gorm.DB(); err == nil {
+			err = sqlDB.Close()
+		}
 	}
 	if d.Pgx != nil {
 		d.Pgx.Close()
@@ -161,17 +164,17 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	})
 	if err != nil {
-		d.closePgx()
+		_ = d.Close()
 		return nil, fmt.Errorf("open %s database: %w", t.Dialect, err)
 	}
 	sqlDB, err := d.Gorm.DB()
 	if err != nil {
-		d.closePgx()
+		_ = d.Close()
 		return nil, err
 	}
 	if t.Dialect == SQLite {
 		sqlDB.SetMaxOpenConns(pool.MaxOpen)
-		sqlDB.SetMaxIdleConns(cmp.Or(pool.MaxIdle, pool.MaxOpen))
+		sqlDB.SetMaxIdleConns(pool.MaxOpen)
 		sqlDB.SetConnMaxLifetime(pool.MaxLifetime)
 		if pool.OnStatement != nil {
 			if err := countGormStatements(d.Gorm, pool.OnStatement); err != nil {
@@ -187,12 +190,6 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 		return nil, fmt.Errorf("connect to %s database: %w", t.Dialect, err)
 	}
 	return d, nil
-}
-
-func (d *DB) closePgx() {
-	if d.Pgx != nil {
-		d.Pgx.Close()
-	}
 }
 
 // openPgx makes the PostgreSQL pool. Connections open on first use.

@@ -48,14 +48,10 @@ func EncodeCursor(id uuid.UUID) string {
 // breaks, so one row would have many cursors.
 func DecodeCursor(field, cursor string) (uuid.UUID, error) {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
-	if err != nil || len(b) != 17 || b[0] != cursorVersion {
+	if err != nil || len(b) != 17 || b[0] != cursorVersion || EncodeCursor(uuid.UUID(b[1:])) != cursor {
 		return uuid.Nil, apperr.Input(field, "%s is not a cursor returned by this API", field)
 	}
-	id := uuid.UUID(b[1:])
-	if EncodeCursor(id) != cursor {
-		return uuid.Nil, apperr.Input(field, "%s is not a cursor returned by this API", field)
-	}
-	return id, nil
+	return uuid.UUID(b[1:]), nil
 }
 
 // NewPageArgs validates first/after/last/before as the contract sets them:
