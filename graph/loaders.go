@@ -70,8 +70,16 @@ type absent struct{}
 // related resolves, for each parent, the row its ref points to (nil when it
 // points nowhere, or to a row the caller's team does not hold). Rows already
 // read in this operation come from its cache; the rest come in one query.
+//
+// fetch is a domain service's read by ids, which checks the caller's scope
+// first. related calls it with no ids before it looks at the cache, so the
+// check runs on every edge whatever was read before, by whichever path, and
+// a refusal does not depend on what the edge points to.
 func related[P, T any](ctx context.Context, parents []*P, ref func(*P) *uuid.UUID,
 	fetch func(ctx context.Context, ids []uuid.UUID) ([]T, error), id func(*T) uuid.UUID) ([]*T, error) {
+	if _, err := fetch(ctx, nil); err != nil {
+		return nil, err
+	}
 	c := cacheFrom(ctx)
 	mine := &inFlight{done: make(chan struct{})}
 	var missing []uuid.UUID
@@ -134,27 +142,26 @@ func fill[T any](ctx context.Context, c *rowCache, mine *inFlight, missing []uui
 	return err
 }
 
-// The functions below bind related to one kind of row, for the caller's team.
+// The functions below bind a domain service's read by ids to the caller.
 
 func (r *Resolver) keysByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.APIKey, error) {
-	team := caller(ctx).TeamID
-	return func(ctx context.Context, ids []uuid.UUID) ([]store.APIKey, error) {
-		return r.store.APIKeysByID(ctx, team, ids)
-	}
+	p := caller(ctx)
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.APIKey, error) { return r.apiKeys.ByID(ctx, p, ids) }
+}
+
+func (r *Resolver) keyOwnersByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Member, error) {
+	p := caller(ctx)
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.Member, error) { return r.apiKeys.Owners(ctx, p, ids) }
 }
 
 func (r *Resolver) membersByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Member, error) {
-	team := caller(ctx).TeamID
-	return func(ctx context.Context, ids []uuid.UUID) ([]store.Member, error) {
-		return r.store.MembersByID(ctx, team, ids)
-	}
+	p := caller(ctx)
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.Member, error) { return r.members.ByID(ctx, p, ids) }
 }
 
 func (r *Resolver) devicesByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Device, error) {
-	team := caller(ctx).TeamID
-	return func(ctx context.Context, ids []uuid.UUID) ([]store.Device, error) {
-		return r.store.DevicesByID(ctx, team, ids)
-	}
+	p := caller(ctx)
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.Device, error) { return r.devices.ByID(ctx, p, ids) }
 }
 
 func keyID(k *store.APIKey) uuid.UUID      { return k.ID }
@@ -166,20 +173,13 @@ func creatorOf(k *store.APIKey) *uuid.UUID { return k.CreatedByID }
 // personalKeys pages each member's personal keys, all in one query, and
 // counts them in one more only when the query selects totalCount.
 func (r *Resolver) personalKeys(ctx context.Context, members []*store.Member, args store.PageArgs) ([]*model.APIKeyConnection, error) {
-	team := caller(ctx).TeamID
 	owners := make([]uuid.UUID, len(members))
 	for i, m := range members {
 		owners[i] = m.ID
 	}
-	pages, err := r.store.ListAPIKeysByOwners(ctx, team, owners, args)
+	pages, counts, err := r.apiKeys.ListByOwners(ctx, caller(ctx), owners, args, selects(ctx, "totalCount"))
 	if err != nil {
 		return nil, err
-	}
-	var counts map[uuid.UUID]int64
-	if selects(ctx, "totalCount") {
-		if counts, err = r.store.CountAPIKeysByOwners(ctx, team, owners); err != nil {
-			return nil, err
-		}
 	}
 	// The keys' owners are these members; read their creators ahead, for
 	// all members at once, when the query asks for them.
@@ -241,6 +241,9 @@ func (r *Resolver) fullTeam(ctx context.Context, t *store.Team) (*store.Team, er
 	}
 	teams, err := related(ctx, []*store.Team{t}, func(t *store.Team) *uuid.UUID { return &t.ID },
 		func(ctx context.Context, ids []uuid.UUID) ([]store.Team, error) {
+			if len(ids) == 0 {
+				return nil, caller(ctx).Need()
+			}
 			team, err := r.teams.Get(ctx, caller(ctx))
 			if err != nil {
 				return nil, err

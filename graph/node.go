@@ -5,47 +5,25 @@ import (
 
 	"github.com/keyplane/keyplane/graph/model"
 	"github.com/keyplane/keyplane/internal/apperr"
-	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ids"
-	"github.com/keyplane/keyplane/internal/scope"
 )
 
 // maxNodes bounds one nodes(ids:) call.
 const maxNodes = 100
 
-// nodeScope is the scope each type of object needs through node and nodes,
-// the same one its list needs. The check depends only on the id's type, so a
-// FORBIDDEN never says whether the object exists.
-var nodeScope = map[ids.Kind][]scope.Scope{
-	ids.Team:          nil,
-	ids.APIKey:        {scope.APIKeysRead},
-	ids.Device:        {scope.DevicesRead},
-	ids.EnrollmentKey: {scope.DevicesRead},
-	ids.Member:        {scope.MembersRead},
-	ids.AuditEvent:    {scope.AuditRead},
-}
-
-// node fetches one of the caller's team's objects; an unknown or foreign id
-// reads as null, exactly alike.
+// node fetches one of the caller's team's objects through the service of
+// its type, which checks the caller's scope for that type before it reads:
+// a FORBIDDEN depends only on the id's type, never on whether the object
+// exists. An unknown or foreign id reads as null, exactly alike.
 func (r *queryResolver) node(ctx context.Context, id string) (model.Node, error) {
 	kind, u, err := ids.Decode(id)
 	if err != nil {
 		return nil, apperr.Input("id", "id is not a global id returned by this API")
 	}
-	scopes, served := nodeScope[kind]
-	if !served {
-		return nil, nil
-	}
-	p, err := auth.Require(ctx, scopes...)
-	if err != nil {
-		return nil, err
-	}
+	p := caller(ctx)
 	switch kind {
 	case ids.Team:
-		if u != p.TeamID {
-			return nil, nil
-		}
-		return orNil(r.teams.Get(ctx, p))
+		return orNil(r.teams.Find(ctx, p, u))
 	case ids.APIKey:
 		return orNil(r.apiKeys.Find(ctx, p, u))
 	case ids.Device:

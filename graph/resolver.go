@@ -13,9 +13,9 @@ import (
 	"github.com/keyplane/keyplane/internal/teams"
 )
 
-// Resolver holds the services the resolvers call.
+// Resolver holds the domain services, the resolvers' only way to data:
+// each service checks the caller's scopes itself.
 type Resolver struct {
-	store    *store.Store
 	apiKeys  *apikeys.Service
 	teams    *teams.Service
 	auditLog *audit.Log
@@ -27,7 +27,6 @@ type Resolver struct {
 // recently a device must have been seen to be ONLINE.
 func NewResolver(s *store.Store, onlineWindow time.Duration) *Resolver {
 	return &Resolver{
-		store:   s,
 		apiKeys: apikeys.NewService(s), teams: teams.NewService(s), auditLog: audit.NewLog(s),
 		devices: devices.NewService(s, onlineWindow), members: members.NewService(s),
 	}

@@ -22,7 +22,7 @@ import (
 
 // Scopes is the batch resolver for the scopes field.
 func (r *apiKeyResolver) Scopes(ctx context.Context, objs []*store.APIKey) ([][]scope.Scope, error) {
-	owners, err := related(ctx, objs, ownerOf, r.membersByID(ctx), memberID)
+	owners, err := related(ctx, objs, ownerOf, r.keyOwnersByID(ctx), memberID)
 	if err != nil {
 		return nil, err
 	}
@@ -307,8 +307,7 @@ func (r *queryResolver) Team(ctx context.Context) (*store.Team, error) {
 
 // Viewer is the resolver for the viewer field.
 func (r *queryResolver) Viewer(ctx context.Context) (*store.APIKey, error) {
-	p := caller(ctx)
-	return r.apiKeys.Get(ctx, p, p.KeyID)
+	return r.apiKeys.Viewer(ctx, caller(ctx))
 }
 
 // Node is the resolver for the node field.

@@ -73,6 +73,9 @@ func requested(scopes []scope.Scope) scope.Set {
 
 // Create mints a key whose scopes are a subset of the caller's own.
 func (s *Service) Create(ctx context.Context, actor *auth.Principal, in CreateInput) (Issued, error) {
+	if err := actor.Need(scope.APIKeysWrite); err != nil {
+		return Issued{}, err
+	}
 	if err := validate.Name("name", in.Name); err != nil {
 		return Issued{}, err
 	}
@@ -89,12 +92,8 @@ func (s *Service) Create(ctx context.Context, actor *auth.Principal, in CreateIn
 		return Issued{}, err
 	}
 	want := requested(in.Scopes)
-	if missing, ok := actor.Scopes.Covers(want); !ok {
-		if missing == 0 {
-			return Issued{}, apperr.New(apperr.Forbidden, "a key without scopes holds every scope, including ones added later, and only such a key may create one: list the scopes instead")
-		}
-		return Issued{}, &apperr.Error{Code: apperr.Forbidden, Scope: missing.String(),
-			Message: "a key cannot grant a scope it does not hold: this key lacks " + missing.String()}
+	if err := actor.Covers(want, "grant a scope"); err != nil {
+		return Issued{}, err
 	}
 	creator := actor.KeyID
 	issued, err := NewKey(actor.TeamID, in.Name, want, &creator)
@@ -130,7 +129,9 @@ func (s *Service) Create(ctx context.Context, actor *auth.Principal, in CreateIn
 // team whose role allows the scopes listed. A key without scopes is fine for
 // any role: it does what the role allows, whatever that becomes.
 func checkOwner(ctx context.Context, tx *store.Store, teamID, ownerID uuid.UUID, want scope.Set) error {
-	m, err := tx.Member(ctx, teamID, ownerID)
+	// The lock keeps a removal of the owner from committing in between:
+	// removeMember revokes every key of the member, and must see this one.
+	m, err := tx.LockMember(ctx, teamID, ownerID)
 	if err != nil {
 		return err
 	}
@@ -174,10 +175,58 @@ func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateIn
 		columns["allowed_cidrs"] = store.JoinCIDRs(cidrs)
 	}
 	return audit.Change(ctx, s.store, actor, audit.APIKeyUpdate, ids.Encode(ids.APIKey, in.ID),
-		audit.Columns(columns, func(tx *store.Store, columns map[string]any) error {
-			return tx.UpdateAPIKey(ctx, actor.TeamID, in.ID, columns, store.Now())
-		}),
+		func(tx *store.Store) (bool, error) {
+			if _, err := managed(ctx, tx, actor, in.ID, effective); err != nil {
+				return false, err
+			}
+			if len(columns) == 0 {
+				return false, nil
+			}
+			return true, tx.UpdateAPIKey(ctx, actor.TeamID, in.ID, columns, store.Now())
+		},
 		func(tx *store.Store) (*store.APIKey, error) { return tx.APIKey(ctx, actor.TeamID, in.ID) })
+}
+
+// managed reads a key the caller is about to change, inside the change's
+// transaction, and applies ManageKey to what reach says the key holds.
+func managed(ctx context.Context, tx *store.Store, actor *auth.Principal, id uuid.UUID,
+	reach func(ctx context.Context, tx *store.Store, k *store.APIKey) (scope.Set, error)) (*store.APIKey, error) {
+	if err := actor.Need(scope.APIKeysWrite); err != nil {
+		return nil, err
+	}
+	k, err := tx.APIKey(ctx, actor.TeamID, id)
+	if err != nil {
+		return nil, err
+	}
+	held, err := reach(ctx, tx, k)
+	if err != nil {
+		return nil, err
+	}
+	return k, actor.ManageKey(k.ID, held)
+}
+
+// effective is what a key may do now: its scopes, capped for a personal key
+// by its owner's current role (nothing once the owner is removed).
+func effective(ctx context.Context, tx *store.Store, k *store.APIKey) (scope.Set, error) {
+	if k.OwnerID == nil {
+		return scope.ParseStored(k.Scopes), nil
+	}
+	var role string
+	m, err := apperr.OrNil(tx.Member(ctx, k.TeamID, *k.OwnerID))
+	if err != nil {
+		return 0, err
+	}
+	if m != nil {
+		role = m.Role
+	}
+	return scope.KeyScopes(k.Scopes, true, role), nil
+}
+
+// potential is the most a key's secret may ever do: its stored scopes. A
+// personal key's role cap narrows them today, but a promotion of its owner
+// lifts the cap, so whoever learns the secret must cover them all.
+func potential(_ context.Context, _ *store.Store, k *store.APIKey) (scope.Set, error) {
+	return scope.ParseStored(k.Scopes), nil
 }
 
 // Rotate gives a key a new secret. The old secret keeps working for grace
@@ -191,15 +240,16 @@ func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUI
 	if err != nil {
 		return Issued{}, err
 	}
-	var out *store.APIKey
-	err = s.store.InTx(ctx, func(tx *store.Store) error {
-		k, err := tx.APIKey(ctx, actor.TeamID, id)
+	out, err := store.Tx(ctx, s.store, func(tx *store.Store) (*store.APIKey, error) {
+		// Rotating hands over a secret: the caller must cover all the key
+		// may ever do, not only what its owner's role allows today.
+		k, err := managed(ctx, tx, actor, id, potential)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		now := store.Now()
 		if st := k.StatusAt(now); st != store.KeyActive {
-			return apperr.New(apperr.FailedPrecondition, "only an active key can be rotated; this one is %s", st)
+			return nil, apperr.New(apperr.FailedPrecondition, "only an active key can be rotated; this one is %s", st)
 		}
 		change := store.SecretChange{SecretHash: cred.Hash[:], RotatedAt: now}
 		if grace > 0 {
@@ -207,13 +257,12 @@ func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUI
 			change.PreviousSecretHash, change.PreviousSecretExpiresAt = k.SecretHash, &until
 		}
 		if err := tx.RotateAPIKeySecret(ctx, k, change); err != nil {
-			return err
+			return nil, err
 		}
 		if err := audit.Record(ctx, tx, actor.TeamID, actor, audit.APIKeyRotate, ids.Encode(ids.APIKey, id)); err != nil {
-			return err
+			return nil, err
 		}
-		out, err = tx.APIKey(ctx, actor.TeamID, id)
-		return err
+		return tx.APIKey(ctx, actor.TeamID, id)
 	})
 	if err != nil {
 		return Issued{}, err
@@ -226,6 +275,9 @@ func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUI
 	return audit.Change(ctx, s.store, actor, audit.APIKeyRevoke, ids.Encode(ids.APIKey, id),
 		func(tx *store.Store) (bool, error) {
 			if err := tx.LockTeam(ctx, actor.TeamID); err != nil {
+				return false, err
+			}
+			if _, err := managed(ctx, tx, actor, id, effective); err != nil {
 				return false, err
 			}
 			revoked, err := tx.RevokeAPIKey(ctx, actor.TeamID, id, store.Now())
@@ -253,24 +305,72 @@ func EnsureKeyManager(ctx context.Context, tx *store.Store, teamID uuid.UUID) er
 	return nil
 }
 
-// Get reads one of the caller's team's keys.
-func (s *Service) Get(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
-	return s.store.APIKey(ctx, actor.TeamID, id)
+// Viewer reads the caller's own key. A key may always read itself, whatever
+// its scopes; what it points to needs the read scope of each type.
+func (s *Service) Viewer(ctx context.Context, actor *auth.Principal) (*store.APIKey, error) {
+	if err := actor.Need(); err != nil {
+		return nil, err
+	}
+	return s.store.APIKey(ctx, actor.TeamID, actor.KeyID)
 }
 
 // Find reads one of the caller's team's keys, or nil when there is none.
 func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
+	if err := actor.Need(scope.APIKeysRead); err != nil {
+		return nil, err
+	}
 	return apperr.OrNil(s.store.APIKey(ctx, actor.TeamID, id))
+}
+
+// ByID reads several of the caller's team's keys, for the edges that point
+// to keys (createdBy, actor). With no ids it only checks the caller may read
+// keys, so that an edge is refused whatever it points to.
+func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.APIKey, error) {
+	if err := actor.Need(scope.APIKeysRead); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.store.APIKeysByID(ctx, actor.TeamID, ids)
+}
+
+// Owners reads the owners of personal keys the caller already holds, to
+// work out what the keys may do now (ApiKey.scopes, which any key may read
+// of itself). It shows nothing of the members beyond that: the edge to a
+// member, ApiKey.owner, goes through members.Service and needs MEMBERS_READ.
+func (s *Service) Owners(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.Member, error) {
+	if err := actor.Need(); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.store.MembersByID(ctx, actor.TeamID, ids)
 }
 
 // List reads one page of the caller's team's keys.
 func (s *Service) List(ctx context.Context, actor *auth.Principal, f store.APIKeyFilter, args store.PageArgs) (store.Page[store.APIKey], error) {
+	if err := actor.Need(scope.APIKeysRead); err != nil {
+		return store.Page[store.APIKey]{}, err
+	}
 	return s.store.ListAPIKeys(ctx, actor.TeamID, f, args, store.Now())
 }
 
 // Count counts the caller's team's keys matching f.
 func (s *Service) Count(ctx context.Context, actor *auth.Principal, f store.APIKeyFilter) (int64, error) {
+	if err := actor.Need(scope.APIKeysRead); err != nil {
+		return 0, err
+	}
 	return s.store.CountAPIKeys(ctx, actor.TeamID, f, store.Now())
+}
+
+// ListByOwners reads the first page of several members' personal keys, and
+// their counts when count is set, for Member.apiKeys.
+func (s *Service) ListByOwners(ctx context.Context, actor *auth.Principal, owners []uuid.UUID, args store.PageArgs, count bool) (map[uuid.UUID]store.Page[store.APIKey], map[uuid.UUID]int64, error) {
+	if err := actor.Need(scope.APIKeysRead); err != nil {
+		return nil, nil, err
+	}
+	pages, err := s.store.ListAPIKeysByOwners(ctx, actor.TeamID, owners, args)
+	if err != nil || !count {
+		return pages, nil, err
+	}
+	counts, err := s.store.CountAPIKeysByOwners(ctx, actor.TeamID, owners)
+	return pages, counts, err
 }
 
 func emptyToNil(s *string) *string {

@@ -12,6 +12,7 @@ import (
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -99,16 +100,25 @@ func NewLog(s *store.Store) *Log { return &Log{store: s} }
 
 // List reads one page of events.
 func (l *Log) List(ctx context.Context, actor *auth.Principal, f store.AuditFilter, args store.PageArgs) (store.Page[store.AuditEvent], error) {
+	if err := actor.Need(scope.AuditRead); err != nil {
+		return store.Page[store.AuditEvent]{}, err
+	}
 	return l.store.ListAuditEvents(ctx, actor.TeamID, f, args)
 }
 
 // Count counts the events matching f.
 func (l *Log) Count(ctx context.Context, actor *auth.Principal, f store.AuditFilter) (int64, error) {
+	if err := actor.Need(scope.AuditRead); err != nil {
+		return 0, err
+	}
 	return l.store.CountAuditEvents(ctx, actor.TeamID, f)
 }
 
 // Find reads one event, or nil when the team has no such event.
 func (l *Log) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.AuditEvent, error) {
+	if err := actor.Need(scope.AuditRead); err != nil {
+		return nil, err
+	}
 	return apperr.OrNil(l.store.AuditEvent(ctx, actor.TeamID, id))
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/scope"
 )
 
@@ -69,34 +68,21 @@ func ClientFrom(ctx context.Context) Client {
 	return c
 }
 
-// Require returns the caller if it is a team API key holding every scope
-// listed, and otherwise the error the caller should see: UNAUTHENTICATED
-// without a credential, FORBIDDEN naming the first missing scope.
+// Require returns the request's caller if it is a team API key holding
+// every scope listed (see Principal.Need).
 func Require(ctx context.Context, scopes ...scope.Scope) (*Principal, error) {
 	p := FromContext(ctx)
-	if p == nil {
-		return nil, apperr.New(apperr.Unauthenticated, "this field needs a credential: send Authorization: Bearer <key>")
-	}
-	if p.Kind != KindAPIKey {
-		return nil, apperr.New(apperr.Forbidden, "this field needs a team API key, not a device token")
-	}
-	for _, s := range scopes {
-		if !p.Scopes.Has(s) {
-			return nil, apperr.MissingScope(s.String())
-		}
+	if err := p.Need(scopes...); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-// RequireDevice returns the caller if it is a device token, and otherwise
-// the error the caller should see.
+// RequireDevice returns the request's caller if it is a device token.
 func RequireDevice(ctx context.Context) (*Principal, error) {
 	p := FromContext(ctx)
-	if p == nil {
-		return nil, apperr.New(apperr.Unauthenticated, "this field needs a device token: send Authorization: Bearer <kpd_ token>")
-	}
-	if p.Kind != KindDevice {
-		return nil, apperr.New(apperr.Forbidden, "this field needs a device token, not a team API key")
+	if err := p.NeedDevice(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/credential"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/validate"
 )
@@ -90,6 +91,9 @@ func withToken(d *store.Device) (string, error) {
 
 // Create registers one device and returns its token.
 func (s *Service) Create(ctx context.Context, actor *auth.Principal, spec Spec) (Issued, error) {
+	if err := actor.Need(scope.DevicesWrite); err != nil {
+		return Issued{}, err
+	}
 	d, err := newDevice(actor.TeamID, "", spec, store.Now())
 	if err != nil {
 		return Issued{}, err
@@ -114,6 +118,9 @@ func (s *Service) Create(ctx context.Context, actor *auth.Principal, spec Spec) 
 // repeated in the batch, or already in the team, keeps every one out. The
 // devices get no token; they enroll, or get one from RotateToken.
 func (s *Service) CreateMany(ctx context.Context, actor *auth.Principal, specs []Spec) ([]store.Device, error) {
+	if err := actor.Need(scope.DevicesWrite); err != nil {
+		return nil, err
+	}
 	if len(specs) == 0 || len(specs) > MaxBatch {
 		return nil, apperr.Input("devices", "devices takes 1 to %d devices", MaxBatch)
 	}
@@ -155,6 +162,9 @@ type UpdateInput struct {
 
 // Update changes a device's name or tags.
 func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateInput) (*store.Device, error) {
+	if err := actor.Need(scope.DevicesWrite); err != nil {
+		return nil, err
+	}
 	columns := map[string]any{}
 	if in.Name != nil {
 		if err := validate.Name("name", *in.Name); err != nil {
@@ -179,6 +189,9 @@ func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateIn
 // RotateToken gives a device a new token; the old one is refused as soon as
 // this returns. Of two concurrent rotations, one gets CONFLICT.
 func (s *Service) RotateToken(ctx context.Context, actor *auth.Principal, id uuid.UUID) (Issued, error) {
+	if err := actor.Need(scope.DevicesWrite); err != nil {
+		return Issued{}, err
+	}
 	var out *store.Device
 	var token string
 	err := s.store.InTx(ctx, func(tx *store.Store) error {
@@ -211,6 +224,9 @@ func (s *Service) RotateToken(ctx context.Context, actor *auth.Principal, id uui
 // Revoke revokes a device for good: its token is refused as soon as this
 // returns. Revoking a revoked device changes nothing.
 func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Device, error) {
+	if err := actor.Need(scope.DevicesWrite); err != nil {
+		return nil, err
+	}
 	return audit.Change(ctx, s.store, actor, audit.DeviceRevoke, ids.Encode(ids.Device, id),
 		func(tx *store.Store) (bool, error) { return tx.RevokeDevice(ctx, actor.TeamID, id, store.Now()) },
 		func(tx *store.Store) (*store.Device, error) { return tx.Device(ctx, actor.TeamID, id) })
@@ -220,6 +236,9 @@ func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUI
 // not audited: devices beat every few seconds. A heartbeat whose token was
 // rotated away or revoked while it ran writes nothing and is refused.
 func (s *Service) Heartbeat(ctx context.Context, device *auth.Principal, firmware *string) (*store.Device, error) {
+	if err := device.NeedDevice(); err != nil {
+		return nil, err
+	}
 	if err := validate.Optional("firmwareVersion", firmware); err != nil {
 		return nil, err
 	}
@@ -236,11 +255,27 @@ func (s *Service) Heartbeat(ctx context.Context, device *auth.Principal, firmwar
 
 // Find reads one of the caller's team's devices, or nil when there is none.
 func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Device, error) {
+	if err := actor.Need(scope.DevicesRead); err != nil {
+		return nil, err
+	}
 	return apperr.OrNil(s.store.Device(ctx, actor.TeamID, id))
+}
+
+// ByID reads several of the caller's team's devices, for the edges that
+// point to devices (AuditEvent.actorDevice). With no ids it only checks the
+// caller may read devices, so that an edge is refused whatever it points to.
+func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.Device, error) {
+	if err := actor.Need(scope.DevicesRead); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.store.DevicesByID(ctx, actor.TeamID, ids)
 }
 
 // List reads one page of the caller's team's devices.
 func (s *Service) List(ctx context.Context, actor *auth.Principal, f store.DeviceFilter, args store.PageArgs) (store.Page[store.Device], error) {
+	if err := actor.Need(scope.DevicesRead); err != nil {
+		return store.Page[store.Device]{}, err
+	}
 	if f.Tag != "" {
 		if _, err := validate.Tags("filter.tag", []string{f.Tag}); err != nil {
 			return store.Page[store.Device]{}, err
@@ -251,6 +286,9 @@ func (s *Service) List(ctx context.Context, actor *auth.Principal, f store.Devic
 
 // Count counts the caller's team's devices matching f.
 func (s *Service) Count(ctx context.Context, actor *auth.Principal, f store.DeviceFilter) (int64, error) {
+	if err := actor.Need(scope.DevicesRead); err != nil {
+		return 0, err
+	}
 	return s.store.CountDevices(ctx, actor.TeamID, f, store.Now(), s.Window)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/credential"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/validate"
 )
@@ -38,6 +39,9 @@ type KeySpec struct {
 // CreateKey makes an enrollment key. A key that is not reusable enrolls one
 // device; a reusable one enrolls up to maxUses, or any number without it.
 func (s *Service) CreateKey(ctx context.Context, actor *auth.Principal, spec KeySpec) (IssuedKey, error) {
+	if err := actor.Need(scope.DevicesWrite); err != nil {
+		return IssuedKey{}, err
+	}
 	if spec.Description != nil {
 		if err := validate.Description("description", *spec.Description); err != nil {
 			return IssuedKey{}, err
@@ -92,6 +96,9 @@ func (s *Service) CreateKey(ctx context.Context, actor *auth.Principal, spec Key
 // RevokeKey revokes an enrollment key: it enrolls nothing more. Devices it
 // enrolled keep their tokens.
 func (s *Service) RevokeKey(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.EnrollmentKey, error) {
+	if err := actor.Need(scope.DevicesWrite); err != nil {
+		return nil, err
+	}
 	return audit.Change(ctx, s.store, actor, audit.EnrollmentKeyRevoke, ids.Encode(ids.EnrollmentKey, id),
 		func(tx *store.Store) (bool, error) { return tx.RevokeEnrollmentKey(ctx, actor.TeamID, id, store.Now()) },
 		func(tx *store.Store) (*store.EnrollmentKey, error) { return tx.EnrollmentKey(ctx, actor.TeamID, id) })
@@ -194,15 +201,24 @@ func whyNot(k *store.EnrollmentKey, now time.Time) string {
 
 // FindKey reads one of the caller's team's enrollment keys, or nil.
 func (s *Service) FindKey(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.EnrollmentKey, error) {
+	if err := actor.Need(scope.DevicesRead); err != nil {
+		return nil, err
+	}
 	return apperr.OrNil(s.store.EnrollmentKey(ctx, actor.TeamID, id))
 }
 
 // ListKeys reads one page of the caller's team's enrollment keys.
 func (s *Service) ListKeys(ctx context.Context, actor *auth.Principal, args store.PageArgs) (store.Page[store.EnrollmentKey], error) {
+	if err := actor.Need(scope.DevicesRead); err != nil {
+		return store.Page[store.EnrollmentKey]{}, err
+	}
 	return s.store.ListEnrollmentKeys(ctx, actor.TeamID, args)
 }
 
 // CountKeys counts the caller's team's enrollment keys.
 func (s *Service) CountKeys(ctx context.Context, actor *auth.Principal) (int64, error) {
+	if err := actor.Need(scope.DevicesRead); err != nil {
+		return 0, err
+	}
 	return s.store.CountEnrollmentKeys(ctx, actor.TeamID)
 }

@@ -57,6 +57,9 @@ func checkName(name *string) error {
 // Add invites a member. An email is one member per team, whatever its case:
 // a second is a CONFLICT, also under concurrent adds.
 func (s *Service) Add(ctx context.Context, actor *auth.Principal, in AddInput) (*store.Member, error) {
+	if err := actor.Need(scope.MembersWrite); err != nil {
+		return nil, err
+	}
 	emailKey, err := validate.Email("email", in.Email)
 	if err != nil {
 		return nil, err
@@ -67,21 +70,20 @@ func (s *Service) Add(ctx context.Context, actor *auth.Principal, in AddInput) (
 	if err := checkRole(in.Role); err != nil {
 		return nil, err
 	}
+	if err := actor.GrantRoles(in.Role); err != nil {
+		return nil, err
+	}
 	now := store.Now()
 	m := &store.Member{
 		ID: ids.New(), TeamID: actor.TeamID, Email: in.Email, EmailKey: emailKey, Name: nonEmpty(in.Name),
 		Role: string(in.Role), Status: Invited, CreatedAt: now, UpdatedAt: now,
 	}
-	err = s.store.InTx(ctx, func(tx *store.Store) error {
+	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Member, error) {
 		if err := tx.CreateMember(ctx, m); err != nil {
-			return err
+			return nil, err
 		}
-		return audit.Record(ctx, tx, actor.TeamID, actor, audit.MemberAdd, ids.Encode(ids.Member, m.ID))
+		return m, audit.Record(ctx, tx, actor.TeamID, actor, audit.MemberAdd, ids.Encode(ids.Member, m.ID))
 	})
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // UpdateInput holds the changes to a member; nil fields stay as they are.
@@ -96,6 +98,9 @@ type UpdateInput struct {
 // member's personal keys at once; it is refused if it would leave the team
 // without an owner or without a key able to manage keys.
 func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateInput) (*store.Member, error) {
+	if err := actor.Need(scope.MembersWrite); err != nil {
+		return nil, err
+	}
 	columns := map[string]any{}
 	if in.Name != nil {
 		if err := checkName(in.Name); err != nil {
@@ -115,38 +120,55 @@ func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateIn
 		}
 		columns["status"] = *in.Status
 	}
-	var out *store.Member
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
+	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Member, error) {
+		m, err := s.managed(ctx, tx, actor, in.ID, in.Role)
+		if err != nil {
+			return nil, err
+		}
 		if len(columns) > 0 {
 			if err := s.change(ctx, tx, actor, in.ID, audit.MemberUpdate, func(now time.Time) error {
 				return tx.UpdateMember(ctx, actor.TeamID, in.ID, columns, now)
 			}); err != nil {
-				return err
+				return nil, err
 			}
+			m, err = tx.Member(ctx, actor.TeamID, in.ID)
 		}
-		var err error
-		out, err = tx.Member(ctx, actor.TeamID, in.ID)
-		return err
+		return m, err
 	})
-	return out, err
 }
 
 // Remove removes a member and revokes their personal keys, together. The
 // last owner cannot be removed.
 func (s *Service) Remove(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Member, error) {
-	var out *store.Member
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
-		m, err := tx.Member(ctx, actor.TeamID, id)
+	if err := actor.Need(scope.MembersWrite); err != nil {
+		return nil, err
+	}
+	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Member, error) {
+		m, err := s.managed(ctx, tx, actor, id, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = m
-		return s.change(ctx, tx, actor, id, audit.MemberRemove, func(now time.Time) error {
-			out.RemovedAt = &now
+		return m, s.change(ctx, tx, actor, id, audit.MemberRemove, func(now time.Time) error {
+			m.RemovedAt = &now
 			return tx.RemoveMember(ctx, actor.TeamID, id, now)
 		})
 	})
-	return out, err
+}
+
+// managed reads, with its row locked, a member the caller is about to
+// change, and applies GrantRoles to the member's role and to the new one
+// (nil when the role stays). The lock keeps the role read here current
+// until the change commits.
+func (s *Service) managed(ctx context.Context, tx *store.Store, actor *auth.Principal, id uuid.UUID, role *scope.Role) (*store.Member, error) {
+	m, err := tx.LockMember(ctx, actor.TeamID, id)
+	if err != nil {
+		return nil, err
+	}
+	roles := []scope.Role{scope.Role(m.Role)}
+	if role != nil {
+		roles = append(roles, *role)
+	}
+	return m, actor.GrantRoles(roles...)
 }
 
 // change applies a change to a member inside tx with the team locked, then
@@ -180,16 +202,35 @@ func (s *Service) change(ctx context.Context, tx *store.Store, actor *auth.Princ
 
 // Find reads one of the caller's team's current members, or nil.
 func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Member, error) {
+	if err := actor.Need(scope.MembersRead); err != nil {
+		return nil, err
+	}
 	return apperr.OrNil(s.store.Member(ctx, actor.TeamID, id))
+}
+
+// ByID reads several of the caller's team's current members, for the edges
+// that point to members (ApiKey.owner). With no ids it only checks the
+// caller may read members, so that an edge is refused whatever it points to.
+func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.Member, error) {
+	if err := actor.Need(scope.MembersRead); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.store.MembersByID(ctx, actor.TeamID, ids)
 }
 
 // List reads one page of the caller's team's current members.
 func (s *Service) List(ctx context.Context, actor *auth.Principal, f store.MemberFilter, args store.PageArgs) (store.Page[store.Member], error) {
+	if err := actor.Need(scope.MembersRead); err != nil {
+		return store.Page[store.Member]{}, err
+	}
 	return s.store.ListMembers(ctx, actor.TeamID, f, args)
 }
 
 // Count counts the caller's team's current members matching f.
 func (s *Service) Count(ctx context.Context, actor *auth.Principal, f store.MemberFilter) (int64, error) {
+	if err := actor.Need(scope.MembersRead); err != nil {
+		return 0, err
+	}
 	return s.store.CountMembers(ctx, actor.TeamID, f)
 }
 

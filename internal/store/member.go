@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/keyplane/keyplane/db"
 )
@@ -42,6 +43,21 @@ func (s *Store) CreateMember(ctx context.Context, m *Member) error {
 func (s *Store) Member(ctx context.Context, teamID, id uuid.UUID) (*Member, error) {
 	var m Member
 	err := s.with(ctx).Where("id = ? AND team_id = ? AND removed_at IS NULL", id, teamID).Take(&m).Error
+	if err != nil {
+		return nil, translate(err, "member")
+	}
+	return &m, nil
+}
+
+// LockMember reads one of a team's current members and locks the row until
+// the transaction ends, so that a change which depends on the member (a
+// personal key made for them) cannot interleave with their removal. On
+// PostgreSQL a removal running meanwhile makes this wait, then find no
+// member; SQLite's transactions already hold the write lock from BEGIN.
+func (s *Store) LockMember(ctx context.Context, teamID, id uuid.UUID) (*Member, error) {
+	var m Member
+	err := s.with(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where("id = ? AND team_id = ? AND removed_at IS NULL", id, teamID).Take(&m).Error
 	if err != nil {
 		return nil, translate(err, "member")
 	}

@@ -44,6 +44,22 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	})
 }
 
+// Tx runs fn in one transaction on s and returns its value: what fn
+// writes commits together, or nothing does and Tx returns fn's error.
+func Tx[T any](ctx context.Context, s *Store, fn func(tx *Store) (T, error)) (T, error) {
+	var out T
+	err := s.InTx(ctx, func(tx *Store) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, nil
+}
+
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	sqlDB, err := s.db.DB()

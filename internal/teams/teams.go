@@ -5,7 +5,10 @@ package teams
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"github.com/keyplane/keyplane/internal/apikeys"
+	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/audit"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ids"
@@ -27,11 +30,26 @@ func NewService(s *store.Store) *Service { return &Service{store: s} }
 
 // Get reads the caller's team.
 func (s *Service) Get(ctx context.Context, actor *auth.Principal) (*store.Team, error) {
+	if err := actor.Need(); err != nil {
+		return nil, err
+	}
 	return s.store.Team(ctx, actor.TeamID)
+}
+
+// Find reads the team with id if it is the caller's, or nil: another
+// team's id reads exactly like an unknown one.
+func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Team, error) {
+	if err := actor.Need(); err != nil || id != actor.TeamID {
+		return nil, err
+	}
+	return apperr.OrNil(s.store.Team(ctx, id))
 }
 
 // Rename sets the caller's team's name.
 func (s *Service) Rename(ctx context.Context, actor *auth.Principal, name string) (*store.Team, error) {
+	if err := actor.Need(scope.MembersWrite); err != nil {
+		return nil, err
+	}
 	if err := validate.Name("name", name); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,96 @@
+package auth
+
+import (
+	"github.com/google/uuid"
+
+	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/scope"
+)
+
+// The rule every domain service applies, stated once: a credential never
+// reaches, directly or through another object, more than its effective
+// scopes. Each service method calls one of the checks below before it reads
+// or writes, whatever path led to it (a root field, node, an edge, a
+// loader), so a new path cannot forget the rule. A refusal is FORBIDDEN,
+// never NOT_FOUND: it depends only on the caller and the kind of object,
+// never on whether the object exists.
+
+// Need returns nil when p is a team API key holding every scope listed
+// (none: any team API key), and otherwise the error the caller sees:
+// UNAUTHENTICATED without a credential, FORBIDDEN naming the first missing
+// scope.
+func (p *Principal) Need(scopes ...scope.Scope) error {
+	if p == nil {
+		return apperr.New(apperr.Unauthenticated, "this field needs a credential: send Authorization: Bearer <key>")
+	}
+	if p.Kind != KindAPIKey {
+		return apperr.New(apperr.Forbidden, "this field needs a team API key, not a device token")
+	}
+	for _, s := range scopes {
+		if !p.Scopes.Has(s) {
+			return apperr.MissingScope(s.String())
+		}
+	}
+	return nil
+}
+
+// NeedDevice returns nil when p is a device token: the only credential
+// that may act as a device (deviceHeartbeat).
+func (p *Principal) NeedDevice() error {
+	if p == nil {
+		return apperr.New(apperr.Unauthenticated, "this field needs a device token: send Authorization: Bearer <kpd_ token>")
+	}
+	if p.Kind != KindDevice {
+		return apperr.New(apperr.Forbidden, "this field needs a device token, not a team API key")
+	}
+	return nil
+}
+
+// Covers returns nil when p holds every scope of want. what says what is at
+// stake, for the message ("grant", "manage this key", …).
+func (p *Principal) Covers(want scope.Set, what string) error {
+	if err := p.Need(); err != nil {
+		return err
+	}
+	missing, ok := p.Scopes.Covers(want)
+	switch {
+	case ok:
+		return nil
+	case missing == 0:
+		return &apperr.Error{Code: apperr.Forbidden, Scope: "*",
+			Message: "to " + what + " a key must hold every scope, including ones added later: only a key created without scopes does"}
+	default:
+		return &apperr.Error{Code: apperr.Forbidden, Scope: missing.String(),
+			Message: "to " + what + " a key must hold every scope at stake; this key lacks " + missing.String()}
+	}
+}
+
+// ManageKey is the rule for rotating, updating or revoking a key: the
+// caller needs API_KEYS_WRITE and every scope the target key effectively
+// holds now (for a personal key, capped by its owner's role). A key may
+// always manage itself, since it holds what it holds.
+func (p *Principal) ManageKey(target uuid.UUID, effective scope.Set) error {
+	if err := p.Need(scope.APIKeysWrite); err != nil {
+		return err
+	}
+	if target == p.KeyID {
+		return nil
+	}
+	return p.Covers(effective, "manage this key")
+}
+
+// GrantRoles is the rule for adding, changing or removing a member: the
+// caller needs MEMBERS_WRITE and every scope of each role's cap involved,
+// the old one and the new one. Otherwise a key could promote a member whose
+// personal key then holds more than the caller.
+func (p *Principal) GrantRoles(roles ...scope.Role) error {
+	if err := p.Need(scope.MembersWrite); err != nil {
+		return err
+	}
+	for _, r := range roles {
+		if err := p.Covers(r.Cap(), "give or take the role "+string(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
