@@ -12,27 +12,16 @@ import (
 	"github.com/keyplane/keyplane/internal/testdb"
 )
 
-// keyUUID returns the internal id behind a key's global id, for direct SQL.
-func keyUUID(t *testing.T, id string) string {
-	t.Helper()
-	u, err := ids.DecodeAs(ids.APIKey, id)
-	if err != nil {
-		t.Fatalf("decode %q: %v", id, err)
-	}
-	return u.String()
-}
-
 func TestCredentialsThatDoNotAuthenticate(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, d db.Dialect) {
 		e := newEnv(t, d)
 		revokedID, revoked := e.newKey(e.admin, "to revoke")
 		e.ok(e.admin, `mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { status } } }`, map[string]any{"id": revokedID})
 		expiredID, expired := e.newKey(e.admin, "to expire")
-		e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Minute), keyUUID(t, expiredID))
+		e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Minute), uuidOf(t, ids.APIKey, expiredID).String())
 
 		// A well-formed key for a real key id, with another secret.
-		u, _ := ids.DecodeAs(ids.APIKey, revokedID)
-		forged, _ := credential.Generate(credential.APIKey, u)
+		forged, _ := credential.Generate(credential.APIKey, uuidOf(t, ids.APIKey, revokedID))
 		unknown, _ := credential.Generate(credential.APIKey, ids.New())
 		device, _ := credential.Generate(credential.DeviceToken, ids.New())
 		enrollment, _ := credential.Generate(credential.EnrollmentKey, ids.New())
@@ -72,13 +61,6 @@ func TestCredentialsThatDoNotAuthenticate(t *testing.T) {
 			t.Fatalf("a refused credential renamed the team")
 		}
 	})
-}
-
-func flip(c byte) string {
-	if c == 'A' {
-		return "B"
-	}
-	return "A"
 }
 
 func TestNoCredentialRunsUnauthenticated(t *testing.T) {

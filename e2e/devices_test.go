@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/credential"
@@ -61,20 +59,7 @@ const (
     nodes { id name serialNumber tags status }
   } }
 }`
-	devAudit = `query($f: AuditEventFilter) {
-  team { auditEvents(first: 100, filter: $f) { totalCount nodes { action targetId actor { id } actorDevice { id } } } }
-}`
 )
-
-// devUUID returns the internal id behind a global id of the kind, for direct SQL.
-func devUUID(t *testing.T, kind ids.Kind, id string) string {
-	t.Helper()
-	u, err := ids.DecodeAs(kind, id)
-	if err != nil {
-		t.Fatalf("decode %q: %v", id, err)
-	}
-	return u.String()
-}
 
 // devNew registers a device through the API and returns its id and token.
 func devNew(e *env, key, name, serial string, tags ...string) (id, token string) {
@@ -105,69 +90,13 @@ func devBeat(e *env, token string) *response {
 func devBeatStatus(e *env, token string) (status int, code, reason string) {
 	e.t.Helper()
 	r := devBeat(e, token)
-	return r.Status, r.code(), devExt(r, "reason")
-}
-
-// devExt returns an extension of the first error, as a string.
-func devExt(r *response, name string) string {
-	if len(r.Errors) == 0 {
-		return ""
-	}
-	s, _ := r.Errors[0].Extensions[name].(string)
-	return s
-}
-
-// devStrings returns one string field of every object of a list.
-func devStrings(list []any, field string) []string {
-	out := make([]string, 0, len(list))
-	for _, item := range list {
-		m, _ := item.(map[string]any)
-		s, _ := m[field].(string)
-		out = append(out, s)
-	}
-	return out
-}
-
-// devTags reads a list of strings.
-func devTags(v any) []string {
-	l, _ := v.([]any)
-	out := make([]string, 0, len(l))
-	for _, s := range l {
-		str, _ := s.(string)
-		out = append(out, str)
-	}
-	return out
+	return r.Status, r.code(), r.ext("reason")
 }
 
 // devNode reads one object by id with the key.
 func devNode(e *env, key, id string) *response {
 	e.t.Helper()
 	return e.ok(key, devNodeQuery, map[string]any{"id": id})
-}
-
-// devEvent is one audit event as the API shows it.
-type devEvent struct {
-	action, target, actor, actorDevice string
-}
-
-func devEvents(e *env, key string, filter map[string]any) []devEvent {
-	e.t.Helper()
-	r := e.ok(key, devAudit, map[string]any{"f": filter})
-	var out []devEvent
-	for _, n := range r.list("team.auditEvents.nodes") {
-		m := n.(map[string]any)
-		ev := devEvent{}
-		ev.action, _ = m["action"].(string)
-		ev.target, _ = m["targetId"].(string)
-		if a, ok := m["actor"].(map[string]any); ok {
-			ev.actor, _ = a["id"].(string)
-		}
-		if a, ok := m["actorDevice"].(map[string]any); ok {
-			ev.actorDevice, _ = a["id"].(string)
-		}
-		out = append(out, ev)
-	}
-	return out
 }
 
 func devRecent(t *testing.T, s string) {
@@ -192,14 +121,14 @@ func TestDeviceLifecycle(t *testing.T) {
 		}
 		if r.str("createDevice.device.status") != "PENDING" || r.str("createDevice.device.model") != "OAK-D" ||
 			r.str("createDevice.device.serialNumber") != "SN-001" || r.str("createDevice.device.name") != "Line 1 camera" ||
-			!slices.Equal(devTags(r.get("createDevice.device.tags")), []string{"line1", "camera"}) ||
+			!slices.Equal(strs(r.get("createDevice.device.tags")), []string{"line1", "camera"}) ||
 			r.get("createDevice.device.lastSeenAt") != nil || r.get("createDevice.device.firmwareVersion") != nil {
 			t.Fatalf("new device: %s", r.Raw)
 		}
 		devRecent(t, r.str("createDevice.device.createdAt"))
 		// The token is shown once: no field of a device reads it back.
 		fields := e.ok(e.admin, `{ __type(name: "Device") { fields { name } } }`, nil)
-		for _, f := range devStrings(fields.list("__type.fields"), "name") {
+		for _, f := range pluck(fields.list("__type.fields"), "name") {
 			if strings.Contains(strings.ToLower(f), "token") {
 				t.Fatalf("Device exposes %q", f)
 			}
@@ -221,37 +150,37 @@ func TestDeviceLifecycle(t *testing.T) {
 			t.Fatalf("heartbeat without firmware: %s", hb.Raw)
 		}
 		bad := e.fails(token, devHeartbeat, map[string]any{"fw": strings.Repeat("9", 201)}, "BAD_USER_INPUT")
-		if f := devExt(bad, "field"); f != "firmwareVersion" {
+		if f := bad.ext("field"); f != "firmwareVersion" {
 			t.Fatalf("field = %q, want firmwareVersion", f)
 		}
 
 		// Seen four minutes ago: still ONLINE (window 5m).
-		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-4*time.Minute), devUUID(t, ids.Device, id))
+		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-4*time.Minute), uuidOf(t, ids.Device, id).String())
 		if n := devNode(e, e.admin, id); n.str("node.status") != "ONLINE" {
 			t.Fatalf("seen 4 minutes ago: %s", n.Raw)
 		}
 		// Not seen for ten minutes: OFFLINE.
-		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-10*time.Minute), devUUID(t, ids.Device, id))
+		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-10*time.Minute), uuidOf(t, ids.Device, id).String())
 		if n := devNode(e, e.admin, id); n.str("node.status") != "OFFLINE" {
 			t.Fatalf("seen 10 minutes ago: %s", n.Raw)
 		}
 
 		// updateDevice: name and tags; an absent field stays, an empty list clears.
 		up := e.ok(e.admin, devUpdate, map[string]any{"in": map[string]any{"id": id, "name": "Left camera", "tags": []string{"left"}, "clientMutationId": "u"}})
-		if up.str("updateDevice.device.name") != "Left camera" || !slices.Equal(devTags(up.get("updateDevice.device.tags")), []string{"left"}) ||
+		if up.str("updateDevice.device.name") != "Left camera" || !slices.Equal(strs(up.get("updateDevice.device.tags")), []string{"left"}) ||
 			up.str("updateDevice.clientMutationId") != "u" || up.str("updateDevice.device.serialNumber") != "SN-001" {
 			t.Fatalf("update: %s", up.Raw)
 		}
 		up = e.ok(e.admin, devUpdate, map[string]any{"in": map[string]any{"id": id, "name": "Left cam"}})
-		if up.str("updateDevice.device.name") != "Left cam" || !slices.Equal(devTags(up.get("updateDevice.device.tags")), []string{"left"}) {
+		if up.str("updateDevice.device.name") != "Left cam" || !slices.Equal(strs(up.get("updateDevice.device.tags")), []string{"left"}) {
 			t.Fatalf("absent tags must stay: %s", up.Raw)
 		}
 		up = e.ok(e.admin, devUpdate, map[string]any{"in": map[string]any{"id": id, "tags": []string{}}})
-		if up.str("updateDevice.device.name") != "Left cam" || len(devTags(up.get("updateDevice.device.tags"))) != 0 {
+		if up.str("updateDevice.device.name") != "Left cam" || len(strs(up.get("updateDevice.device.tags"))) != 0 {
 			t.Fatalf("an empty list must clear the tags and keep the name: %s", up.Raw)
 		}
 		bad = e.fails(e.admin, devUpdate, map[string]any{"in": map[string]any{"id": id, "name": ""}}, "BAD_USER_INPUT")
-		if f := devExt(bad, "field"); f != "name" {
+		if f := bad.ext("field"); f != "name" {
 			t.Fatalf("field = %q, want name", f)
 		}
 
@@ -290,9 +219,9 @@ func TestDeviceLifecycle(t *testing.T) {
 		// Audit: every change, by the admin key, about the device.
 		want := map[string]int{"device.create": 1, "device.update": 3, "device.rotateToken": 1, "device.revoke": 1}
 		got := map[string]int{}
-		for _, ev := range devEvents(e, e.admin, map[string]any{"targetId": id}) {
-			got[ev.action]++
-			if ev.actor != adminID || ev.actorDevice != "" || ev.target != id {
+		for _, ev := range e.events(e.admin, map[string]any{"targetId": id}) {
+			got[ev.Action]++
+			if ev.Actor != adminID || ev.ActorDevice != "" || ev.Target != id {
 				t.Errorf("event %+v: want actor %s and target %s", ev, adminID, id)
 			}
 		}
@@ -315,14 +244,14 @@ func TestDeviceOnlineWindowIsConfigurable(t *testing.T) {
 		e := newEnv(t, d, func(c *config.Config) { c.DeviceOnlineWindow = time.Hour })
 		id, token := devNew(e, e.admin, "slow", "SN-SLOW")
 		e.ok(token, devHeartbeat, nil)
-		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-10*time.Minute), devUUID(t, ids.Device, id))
+		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-10*time.Minute), uuidOf(t, ids.Device, id).String())
 		if n := devNode(e, e.admin, id); n.str("node.status") != "ONLINE" {
 			t.Fatalf("seen 10 minutes ago with a 1h window: %s", n.Raw)
 		}
 		if r := e.ok(e.admin, devList, map[string]any{"filter": map[string]any{"status": "ONLINE"}}); r.get("team.devices.totalCount") != 1.0 {
 			t.Fatalf("ONLINE filter with a 1h window: %s", r.Raw)
 		}
-		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-2*time.Hour), devUUID(t, ids.Device, id))
+		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-2*time.Hour), uuidOf(t, ids.Device, id).String())
 		if n := devNode(e, e.admin, id); n.str("node.status") != "OFFLINE" {
 			t.Fatalf("seen 2 hours ago with a 1h window: %s", n.Raw)
 		}
@@ -383,7 +312,7 @@ func TestDeviceTokenOnlyForItsOwnFields(t *testing.T) {
 		_, secret := devNewEnrollmentKey(e, e.admin, map[string]any{"reusable": true})
 		for _, q := range []string{`{ team { name } }`, devHeartbeat} {
 			r := e.gql(secret, q, map[string]any{})
-			if r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED" || devExt(r, "reason") != "INVALID" ||
+			if r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED" || r.ext("reason") != "INVALID" ||
 				!strings.Contains(r.Header.Get("WWW-Authenticate"), "invalid_token") || r.Data != nil {
 				t.Fatalf("enrollment key as Bearer: %d %s", r.Status, r.Raw)
 			}
@@ -421,8 +350,8 @@ func TestCreateDeviceRefusals(t *testing.T) {
 				if r.Status != http.StatusOK || r.get("createDevice") != nil {
 					t.Fatalf("refusal: %d %s", r.Status, r.Raw)
 				}
-				if tc.field != "" && devExt(r, "field") != tc.field {
-					t.Errorf("field = %q, want %s", devExt(r, "field"), tc.field)
+				if tc.field != "" && r.ext("field") != tc.field {
+					t.Errorf("field = %q, want %s", r.ext("field"), tc.field)
 				}
 			})
 		}
@@ -438,7 +367,7 @@ func TestCreateDeviceRefusals(t *testing.T) {
 		r := e.ok(e.admin, devCreate, map[string]any{"in": map[string]any{
 			"name": strings.Repeat("n", 200), "serialNumber": strings.Repeat("S", 200), "tags": append(slices.Clone(fifty[:49]), strings.Repeat("t", 64)),
 		}})
-		if len(devTags(r.get("createDevice.device.tags"))) != 50 {
+		if len(strs(r.get("createDevice.device.tags"))) != 50 {
 			t.Fatalf("limits: %s", r.Raw)
 		}
 
@@ -471,10 +400,10 @@ func TestCreateDevicesAllOrNothing(t *testing.T) {
 		if len(created) != 1000 || r.str("createDevices.clientMutationId") != "bulk" {
 			t.Fatalf("%d devices in the payload", len(created))
 		}
-		if got := devStrings(created, "serialNumber"); !slices.Equal(got, serials) {
+		if got := pluck(created, "serialNumber"); !slices.Equal(got, serials) {
 			t.Fatalf("payload not in the order given")
 		}
-		for _, s := range devStrings(created, "status") {
+		for _, s := range pluck(created, "status") {
 			if s != "PENDING" {
 				t.Fatalf("bulk device status %s", s)
 			}
@@ -486,7 +415,7 @@ func TestCreateDevicesAllOrNothing(t *testing.T) {
 			t.Fatalf("%d device.create events, want 1000", n)
 		}
 		// The payload carries no token.
-		fields := devStrings(e.ok(e.admin, `{ __type(name: "CreateDevicesPayload") { fields { name } } }`, nil).list("__type.fields"), "name")
+		fields := pluck(e.ok(e.admin, `{ __type(name: "CreateDevicesPayload") { fields { name } } }`, nil).list("__type.fields"), "name")
 		slices.Sort(fields)
 		if !slices.Equal(fields, []string{"clientMutationId", "devices"}) {
 			t.Fatalf("CreateDevicesPayload fields %v", fields)
@@ -515,10 +444,10 @@ func TestCreateDevicesAllOrNothing(t *testing.T) {
 				if r.get("createDevices") != nil {
 					t.Fatalf("payload on a refusal: %s", r.Raw)
 				}
-				if tc.field != "" && devExt(r, "field") != tc.field {
-					t.Errorf("field = %q, want %s", devExt(r, "field"), tc.field)
+				if tc.field != "" && r.ext("field") != tc.field {
+					t.Errorf("field = %q, want %s", r.ext("field"), tc.field)
 				}
-				if tc.code == "BAD_USER_INPUT" && devExt(r, "field") == "" {
+				if tc.code == "BAD_USER_INPUT" && r.ext("field") == "" {
 					t.Errorf("BAD_USER_INPUT without a field: %s", r.Raw)
 				}
 			})
@@ -534,7 +463,7 @@ func TestCreateDevicesAllOrNothing(t *testing.T) {
 		}
 
 		// A bulk-created device has no token until rotateDeviceToken gives it one.
-		id := devStrings(created, "id")[3]
+		id := pluck(created, "id")[3]
 		rot := e.ok(e.admin, devRotate, map[string]any{"id": id})
 		token := rot.str("rotateDeviceToken.token")
 		if !strings.HasPrefix(token, "kpd_") {
@@ -656,7 +585,7 @@ func TestDeviceFilters(t *testing.T) {
 		for _, tok := range []string{frontTok, backTok, oldTok} {
 			e.ok(tok, devHeartbeat, map[string]any{"fw": "1"})
 		}
-		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-10*time.Minute), devUUID(t, ids.Device, back))
+		e.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE id = ?", time.Now().UTC().Add(-10*time.Minute), uuidOf(t, ids.Device, back).String())
 		e.ok(e.admin, devRevoke, map[string]any{"id": old})
 
 		all := []string{front, back, thermo, boiler, old}
@@ -696,7 +625,7 @@ func TestDeviceFilters(t *testing.T) {
 					}
 					t.Fatalf("list: %s", r.Raw)
 				}
-				got := devStrings(r.list("team.devices.nodes"), "id")
+				got := pluck(r.list("team.devices.nodes"), "id")
 				if !slices.Equal(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
 					t.Errorf("got %v, want %v", got, tc.want)
 				}
@@ -711,7 +640,7 @@ func TestDeviceFilters(t *testing.T) {
 			r := e.ok(e.admin, devList, map[string]any{"first": first, "after": after, "filter": filter})
 			total, _ = r.get("team.devices.totalCount").(float64)
 			next, _ = r.get("team.devices.pageInfo.hasNextPage").(bool)
-			return devStrings(r.list("team.devices.nodes"), "id"), next, r.get("team.devices.pageInfo.endCursor"), total
+			return pluck(r.list("team.devices.nodes"), "id"), next, r.get("team.devices.pageInfo.endCursor"), total
 		}
 		var seen []string
 		var cursor any
@@ -767,7 +696,7 @@ func TestEnrollment(t *testing.T) {
 		}
 		if r.get("createEnrollmentKey.enrollmentKey.reusable") != false || r.get("createEnrollmentKey.enrollmentKey.usesCount") != 0.0 ||
 			r.get("createEnrollmentKey.enrollmentKey.maxUses") != 1.0 || r.str("createEnrollmentKey.enrollmentKey.description") != "line 1" ||
-			!slices.Equal(devTags(r.get("createEnrollmentKey.enrollmentKey.tags")), []string{"factory", "line1"}) {
+			!slices.Equal(strs(r.get("createEnrollmentKey.enrollmentKey.tags")), []string{"factory", "line1"}) {
 			t.Fatalf("new enrollment key: %s", r.Raw)
 		}
 
@@ -779,7 +708,7 @@ func TestEnrollment(t *testing.T) {
 		}
 		enrolledID, enrolledTok := en.str("enrollDevice.device.id"), en.str("enrollDevice.token")
 		if !strings.HasPrefix(enrolledTok, "kpd_") || en.str("enrollDevice.device.name") != "SN-E1" || en.str("enrollDevice.device.model") != "OAK-1" ||
-			!slices.Equal(devTags(en.get("enrollDevice.device.tags")), []string{"factory", "line1"}) ||
+			!slices.Equal(strs(en.get("enrollDevice.device.tags")), []string{"factory", "line1"}) ||
 			en.str("enrollDevice.device.status") != "PENDING" || en.str("enrollDevice.clientMutationId") != "en" {
 			t.Fatalf("enrolled device: %s", en.Raw)
 		}
@@ -795,7 +724,7 @@ func TestEnrollment(t *testing.T) {
 		named := e.ok(e.admin, devCreateEnrollmentKey, map[string]any{"in": map[string]any{"reusable": true}})
 		namedSecret := named.str("createEnrollmentKey.secret")
 		if en := enroll(namedSecret, "SN-NAMED", map[string]any{"name": "Named cam"}); en.str("enrollDevice.device.name") != "Named cam" ||
-			len(devTags(en.get("enrollDevice.device.tags"))) != 0 {
+			len(strs(en.get("enrollDevice.device.tags"))) != 0 {
 			t.Fatalf("enroll with a name: %s", en.Raw)
 		}
 
@@ -809,8 +738,8 @@ func TestEnrollment(t *testing.T) {
 		expiredID, expiredSecret := devNewEnrollmentKey(e, e.admin, map[string]any{
 			"reusable": true, "expiresAt": time.Now().UTC().Add(time.Hour).Format(time.RFC3339),
 		})
-		e.db.Exec(t, "UPDATE enrollment_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Minute), devUUID(t, ids.EnrollmentKey, expiredID))
-		forged, _ := credential.Generate(credential.EnrollmentKey, devMustDecode(t, ids.EnrollmentKey, oneID))
+		e.db.Exec(t, "UPDATE enrollment_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Minute), uuidOf(t, ids.EnrollmentKey, expiredID).String())
+		forged, _ := credential.Generate(credential.EnrollmentKey, uuidOf(t, ids.EnrollmentKey, oneID))
 		unknown, _ := credential.Generate(credential.EnrollmentKey, ids.New())
 		devicesBefore := e.db.Count(t, "devices", "1 = 1")
 		for _, tc := range []struct {
@@ -828,7 +757,7 @@ func TestEnrollment(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := enroll(tc.key, "SN-REFUSED", nil)
-				if r.code() != "UNAUTHENTICATED" || devExt(r, "reason") != tc.reason || r.get("enrollDevice") != nil {
+				if r.code() != "UNAUTHENTICATED" || r.ext("reason") != tc.reason || r.get("enrollDevice") != nil {
 					t.Fatalf("want UNAUTHENTICATED %s, got %d: %s", tc.reason, r.Status, r.Raw)
 				}
 			})
@@ -871,14 +800,14 @@ func TestEnrollment(t *testing.T) {
 		}
 
 		// Audit: device.enroll by the device itself, no key.
-		var enrollEvents []devEvent
-		for _, ev := range devEvents(e, e.admin, map[string]any{"action": "device.enroll"}) {
+		var enrollEvents []event
+		for _, ev := range e.events(e.admin, map[string]any{"action": "device.enroll"}) {
 			enrollEvents = append(enrollEvents, ev)
-			if ev.actor != "" || ev.actorDevice == "" || ev.actorDevice != ev.target {
+			if ev.Actor != "" || ev.ActorDevice == "" || ev.ActorDevice != ev.Target {
 				t.Errorf("device.enroll event %+v: want no actor and actorDevice = target", ev)
 			}
 		}
-		if len(enrollEvents) != 3 || enrollEvents[0].target != enrolledID {
+		if len(enrollEvents) != 3 || enrollEvents[0].Target != enrolledID {
 			t.Fatalf("device.enroll events %+v, want 3, the first for %s", enrollEvents, enrolledID)
 		}
 		if n := e.db.Count(t, "audit_events", "action = ?", "enrollmentKey.create"); n != 5 {
@@ -888,7 +817,7 @@ func TestEnrollment(t *testing.T) {
 			t.Fatalf("%d enrollmentKey.revoke events, want 1", n)
 		}
 		list := e.ok(e.admin, `{ team { enrollmentKeys { totalCount nodes { id } } } }`, nil)
-		if got := devStrings(list.list("team.enrollmentKeys.nodes"), "id"); len(got) != 5 || got[0] != oneID || list.get("team.enrollmentKeys.totalCount") != 5.0 {
+		if got := pluck(list.list("team.enrollmentKeys.nodes"), "id"); len(got) != 5 || got[0] != oneID || list.get("team.enrollmentKeys.totalCount") != 5.0 {
 			t.Fatalf("enrollmentKeys: %s", list.Raw)
 		}
 
@@ -907,8 +836,8 @@ func TestEnrollment(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := e.fails(e.admin, devCreateEnrollmentKey, map[string]any{"in": tc.in}, "BAD_USER_INPUT")
-				if devExt(r, "field") != tc.field {
-					t.Errorf("field = %q, want %s", devExt(r, "field"), tc.field)
+				if r.ext("field") != tc.field {
+					t.Errorf("field = %q, want %s", r.ext("field"), tc.field)
 				}
 			})
 		}
@@ -916,16 +845,6 @@ func TestEnrollment(t *testing.T) {
 			t.Fatalf("refused enrollment keys were stored")
 		}
 	})
-}
-
-// devMustDecode returns the UUID behind a global id.
-func devMustDecode(t *testing.T, kind ids.Kind, id string) uuid.UUID {
-	t.Helper()
-	u, err := ids.DecodeAs(kind, id)
-	if err != nil {
-		t.Fatalf("decode %q: %v", id, err)
-	}
-	return u
 }
 
 func TestConcurrentEnrollmentHonoursMaxUses(t *testing.T) {
@@ -937,7 +856,7 @@ func TestConcurrentEnrollmentHonoursMaxUses(t *testing.T) {
 		for _, r := range e.race(n, func(i int) *response {
 			return e.gql("", devEnroll, map[string]any{"in": map[string]any{"enrollmentKey": secret, "serialNumber": fmt.Sprintf("SN-C%02d", i)}})
 		}) {
-			codes[r.code()+"/"+devExt(r, "reason")]++
+			codes[r.code()+"/"+r.ext("reason")]++
 		}
 		if codes["/"] != 5 || codes["UNAUTHENTICATED/USED_UP"] != n-5 {
 			t.Fatalf("outcomes %v: want 5 enrollments and %d USED_UP", codes, n-5)
@@ -996,7 +915,7 @@ func TestDevicesAcrossTeams(t *testing.T) {
 			t.Fatalf("B's token after A's attempts: %d %s", st, code)
 		}
 		bn := devNode(e, b, bDev)
-		if bn.str("node.name") != "theirs" || !slices.Equal(devTags(bn.get("node.tags")), []string{"beta"}) || bn.get("node.revokedAt") != nil {
+		if bn.str("node.name") != "theirs" || !slices.Equal(strs(bn.get("node.tags")), []string{"beta"}) || bn.get("node.revokedAt") != nil {
 			t.Fatalf("B's device changed: %s", bn.Raw)
 		}
 		if kn := devNode(e, b, bKey); kn.get("node.revokedAt") != nil {
@@ -1027,7 +946,7 @@ func TestDevicesAcrossTeams(t *testing.T) {
 
 		// A's list holds none of B's devices.
 		list := e.ok(e.admin, devList, map[string]any{"first": 100})
-		if got := devStrings(list.list("team.devices.nodes"), "id"); !slices.Equal(got, []string{aDev}) || list.get("team.devices.totalCount") != 1.0 {
+		if got := pluck(list.list("team.devices.nodes"), "id"); !slices.Equal(got, []string{aDev}) || list.get("team.devices.totalCount") != 1.0 {
 			t.Fatalf("A's devices: %s", list.Raw)
 		}
 		for _, f := range []map[string]any{{"search": "SN-B"}, {"tag": "beta"}} {
@@ -1050,7 +969,7 @@ func TestDevicesAcrossTeams(t *testing.T) {
 		}
 
 		// A device token of B heartbeats B's device only.
-		aUUID, bUUID := devUUID(t, ids.Device, aDev), devUUID(t, ids.Device, bDev)
+		aUUID, bUUID := uuidOf(t, ids.Device, aDev).String(), uuidOf(t, ids.Device, bDev).String()
 		e.db.Exec(t, "UPDATE devices SET last_seen_at = NULL WHERE id IN (?, ?)", aUUID, bUUID)
 		hb := e.ok(bTok, devHeartbeat, map[string]any{"fw": "b-1"})
 		if hb.str("deviceHeartbeat.device.id") != bDev {
@@ -1078,13 +997,13 @@ func TestDeviceNodesNeedScopes(t *testing.T) {
 
 		for _, id := range []string{devID, enrID} {
 			r := e.gql(keysOnly, devNodeQuery, map[string]any{"id": id})
-			if r.Status != http.StatusOK || r.code() != "FORBIDDEN" || devExt(r, "scope") != "DEVICES_READ" || r.get("node") != nil {
+			if r.Status != http.StatusOK || r.code() != "FORBIDDEN" || r.ext("scope") != "DEVICES_READ" || r.get("node") != nil {
 				t.Fatalf("node(%s) without DEVICES_READ: %s", id, r.Raw)
 			}
 		}
 		for _, field := range []string{"devices", "enrollmentKeys"} {
 			r := e.gql(keysOnly, `{ team { name `+field+` { totalCount } } }`, nil)
-			if r.str("team.name") != "Acme" || r.get("team."+field) != nil || r.code() != "FORBIDDEN" || devExt(r, "scope") != "DEVICES_READ" {
+			if r.str("team.name") != "Acme" || r.get("team."+field) != nil || r.code() != "FORBIDDEN" || r.ext("scope") != "DEVICES_READ" {
 				t.Fatalf("team.%s without DEVICES_READ: %s", field, r.Raw)
 			}
 		}
@@ -1110,7 +1029,7 @@ func TestDeviceNodesNeedScopes(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := e.fails(reader, tc.query, tc.vars, "FORBIDDEN")
-				if devExt(r, "scope") != "DEVICES_WRITE" || r.Status != http.StatusOK {
+				if r.ext("scope") != "DEVICES_WRITE" || r.Status != http.StatusOK {
 					t.Fatalf("want FORBIDDEN DEVICES_WRITE, got %d: %s", r.Status, r.Raw)
 				}
 			})

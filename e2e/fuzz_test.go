@@ -132,7 +132,7 @@ func fzSeeds() []fzSeed {
 	}
 	aliases.WriteString("}")
 	q := func(query string, rest string) []byte {
-		return []byte(`{"query":` + httpQuote(query) + rest + `}`)
+		return []byte(`{"query":` + quote(query) + rest + `}`)
 	}
 	const (
 		post, get = http.MethodPost, http.MethodGet

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/app"
 	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/teams"
 	"github.com/keyplane/keyplane/internal/testdb"
 )
@@ -32,6 +36,7 @@ type env struct {
 	logs  *bytes.Buffer
 }
 
+// testConfig returns the settings of a test server: no rate limits, usage flushed by hand.
 func testConfig() config.Config {
 	cfg, err := config.Load(func(string) string { return "" })
 	if err != nil {
@@ -52,6 +57,7 @@ func newEnv(t *testing.T, d db.Dialect, configure ...func(*config.Config)) *env 
 	return startEnv(t, database, configure...)
 }
 
+// startEnv starts a server on a database, as newEnv does.
 func startEnv(t *testing.T, database *testdb.Database, configure ...func(*config.Config)) *env {
 	t.Helper()
 	cfg := testConfig()
@@ -88,6 +94,7 @@ type gqlError struct {
 	Extensions map[string]any `json:"extensions"`
 }
 
+// code returns the error's extensions.code.
 func (g gqlError) code() string { s, _ := g.Extensions["code"].(string); return s }
 
 // response is what the server answered.
@@ -120,9 +127,20 @@ func (r *response) get(path string) any {
 	return cur
 }
 
+// str returns the string at path, or "".
 func (r *response) str(path string) string { s, _ := r.get(path).(string); return s }
 
+// list returns the list at path, or nil.
 func (r *response) list(path string) []any { l, _ := r.get(path).([]any); return l }
+
+// ext returns an extension of the first error as a string, or "".
+func (r *response) ext(name string) string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	s, _ := r.Errors[0].Extensions[name].(string)
+	return s
+}
 
 // request sends a raw HTTP request to the server.
 func (e *env) request(method, path string, body io.Reader, header map[string]string) *response {
@@ -134,9 +152,16 @@ func (e *env) request(method, path string, body io.Reader, header map[string]str
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
+	return e.do(e.t, req)
+}
+
+// do sends a built request, failing t when no answer comes, and decodes
+// the answer.
+func (e *env) do(t testing.TB, req *http.Request) *response {
+	t.Helper()
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.RequestURI(), err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
@@ -151,14 +176,27 @@ func (e *env) request(method, path string, body io.Reader, header map[string]str
 	return out
 }
 
-// gql posts a GraphQL operation with a Bearer key ("" sends none).
-func (e *env) gql(key, query string, vars map[string]any) *response {
-	e.t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+// jsonHeader returns the headers of a JSON request with a Bearer key ("" sends none).
+func jsonHeader(key string) map[string]string {
 	header := map[string]string{"Content-Type": "application/json"}
 	if key != "" {
 		header["Authorization"] = "Bearer " + key
 	}
+	return header
+}
+
+// gql posts a GraphQL operation with a Bearer key ("" sends none).
+func (e *env) gql(key, query string, vars map[string]any) *response {
+	e.t.Helper()
+	return e.gqlWith(key, query, vars, nil)
+}
+
+// gqlWith is gql with extra headers, such as X-Forwarded-For.
+func (e *env) gqlWith(key, query string, vars map[string]any, extra map[string]string) *response {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	header := jsonHeader(key)
+	maps.Copy(header, extra)
 	return e.request(http.MethodPost, "/graphql", bytes.NewReader(body), header)
 }
 
@@ -257,6 +295,178 @@ func collect(rs []*response, path string) []string {
 		if s := r.str(path); s != "" {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// sub returns the env with t as its test, so that a subtest's failures
+// stop that subtest and not its parent.
+func (e *env) sub(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// uuidOf returns the UUID behind a global id of the kind, for direct SQL.
+func uuidOf(t testing.TB, kind ids.Kind, id string) uuid.UUID {
+	t.Helper()
+	u, err := ids.DecodeAs(kind, id)
+	if err != nil {
+		t.Fatalf("decode %q: %v", id, err)
+	}
+	return u
+}
+
+// strs reads a JSON list of strings.
+func strs(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, s := range l {
+		str, _ := s.(string)
+		out = append(out, str)
+	}
+	return out
+}
+
+// pluck returns one string field of every object of a list ("" for a null).
+func pluck(list []any, field string) []string {
+	out := make([]string, 0, len(list))
+	for _, item := range list {
+		m, _ := item.(map[string]any)
+		s, _ := m[field].(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// quote returns s as a JSON string.
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// flip returns a base62 character other than c.
+func flip(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+// padded returns a valid JSON request body of exactly size bytes: the
+// query {__typename} and an unused variable padded with 'a'.
+func padded(t testing.TB, size int) []byte {
+	t.Helper()
+	const head = `{"query":"{__typename}","variables":{"pad":"`
+	const tail = `"}}`
+	n := size - len(head) - len(tail)
+	if n < 0 {
+		t.Fatalf("size %d too small", size)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, head...)
+	b = append(b, bytes.Repeat([]byte("a"), n)...)
+	b = append(b, tail...)
+	if len(b) != size {
+		t.Fatalf("padded body is %d bytes, want %d", len(b), size)
+	}
+	return b
+}
+
+// page is one page of a connection as the client sees it.
+type page struct {
+	total            int
+	ids              []string
+	cursors          []string
+	hasNext, hasPrev bool
+	start, end       any // a string, or nil when the page is empty
+}
+
+// readPage reads the connection at path (such as "team.apiKeys") of a
+// successful response, and checks that its nodes, edges and cursors agree.
+func readPage(t testing.TB, r *response, path string) page {
+	t.Helper()
+	conn, ok := r.get(path).(map[string]any)
+	if !ok {
+		t.Fatalf("no connection at %s: %s", path, r.Raw)
+	}
+	var p page
+	total, ok := conn["totalCount"].(float64)
+	if !ok {
+		t.Fatalf("totalCount missing: %s", r.Raw)
+	}
+	p.total = int(total)
+	nodes, _ := conn["nodes"].([]any)
+	for _, n := range nodes {
+		p.ids = append(p.ids, n.(map[string]any)["id"].(string))
+	}
+	edges, _ := conn["edges"].([]any)
+	if len(edges) != len(nodes) {
+		t.Fatalf("%d edges for %d nodes: %s", len(edges), len(nodes), r.Raw)
+	}
+	for i, e := range edges {
+		edge := e.(map[string]any)
+		if id := edge["node"].(map[string]any)["id"].(string); id != p.ids[i] {
+			t.Fatalf("edge %d is %s, node %d is %s", i, id, i, p.ids[i])
+		}
+		c, _ := edge["cursor"].(string)
+		if c == "" {
+			t.Fatalf("edge %d has no cursor: %s", i, r.Raw)
+		}
+		p.cursors = append(p.cursors, c)
+	}
+	info := conn["pageInfo"].(map[string]any)
+	p.hasNext, _ = info["hasNextPage"].(bool)
+	p.hasPrev, _ = info["hasPreviousPage"].(bool)
+	p.start, p.end = info["startCursor"], info["endCursor"]
+	if len(p.cursors) == 0 {
+		if p.start != nil || p.end != nil {
+			t.Fatalf("empty page with cursors %v, %v", p.start, p.end)
+		}
+	} else if p.start != p.cursors[0] || p.end != p.cursors[len(p.cursors)-1] {
+		t.Fatalf("startCursor/endCursor %v/%v are not the first/last edge cursors %v", p.start, p.end, p.cursors)
+	}
+	return p
+}
+
+// auditQuery lists up to 100 of the team's audit events, oldest first.
+const auditQuery = `query($filter: AuditEventFilter) {
+  team { auditEvents(first: 100, filter: $filter) {
+    totalCount
+    nodes { id createdAt action actor { id } actorDevice { id } targetId ip userAgent }
+  } }
+}`
+
+// event is one audit event as the client reads it; a null reads as "".
+type event struct {
+	ID, CreatedAt, Action string
+	Actor, ActorDevice    string // the acting key's and device's ids
+	Target                string
+	IP, UserAgent         string
+}
+
+// events reads the team's audit events with a filter (nil: none), oldest
+// first, and checks that totalCount agrees with the page.
+func (e *env) events(key string, filter map[string]any) []event {
+	e.t.Helper()
+	var vars map[string]any
+	if filter != nil {
+		vars = map[string]any{"filter": filter}
+	}
+	r := e.ok(key, auditQuery, vars)
+	str := func(v any) string { s, _ := v.(string); return s }
+	id := func(v any) string { m, _ := v.(map[string]any); return str(m["id"]) }
+	var out []event
+	for _, n := range r.list("team.auditEvents.nodes") {
+		m, _ := n.(map[string]any)
+		out = append(out, event{
+			ID: str(m["id"]), CreatedAt: str(m["createdAt"]), Action: str(m["action"]),
+			Actor: id(m["actor"]), ActorDevice: id(m["actorDevice"]), Target: str(m["targetId"]),
+			IP: str(m["ip"]), UserAgent: str(m["userAgent"]),
+		})
+	}
+	if total, _ := r.get("team.auditEvents.totalCount").(float64); int(total) != len(out) {
+		e.t.Errorf("filter %v: totalCount %v, but the page (of up to 100) holds %d", filter, total, len(out))
 	}
 	return out
 }

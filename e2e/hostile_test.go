@@ -169,21 +169,7 @@ func hoDo(t *testing.T, e *env, method, path string, body io.Reader, header http
 			}
 		}
 	}
-	res, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	out := &response{Status: res.StatusCode, Header: res.Header, Raw: raw}
-	var decoded struct {
-		Data   map[string]any `json:"data"`
-		Errors []gqlError     `json:"errors"`
-	}
-	if json.Unmarshal(raw, &decoded) == nil {
-		out.Data, out.Errors = decoded.Data, decoded.Errors
-	}
-	return out
+	return e.do(t, req)
 }
 
 // hoCase is one hostile request and exactly how it must be answered.
@@ -267,15 +253,6 @@ func hoRaw(s string) func() io.Reader {
 	return func() io.Reader { return strings.NewReader(s) }
 }
 
-// hoPadded returns a valid JSON request body of exactly size bytes.
-func hoPadded(size int) []byte {
-	const head, tail = `{"query":"{__typename}","variables":{"pad":"`, `"}}`
-	b := make([]byte, 0, size)
-	b = append(b, head...)
-	b = append(b, bytes.Repeat([]byte("a"), size-len(head)-len(tail))...)
-	return append(b, tail...)
-}
-
 // hoNested returns { viewer { createdBy { … { id } } } } whose deepest
 // field sits depth levels down.
 func hoNested(depth int) string {
@@ -311,16 +288,6 @@ func hoAliases(n int) string {
 		fmt.Fprintf(&b, " a%d: __typename", i)
 	}
 	return b.String() + " }"
-}
-
-// hoUUID returns the internal id behind a global id, for direct SQL.
-func hoUUID(t *testing.T, kind ids.Kind, id string) string {
-	t.Helper()
-	u, err := ids.DecodeAs(kind, id)
-	if err != nil {
-		t.Fatalf("decode %q: %v", id, err)
-	}
-	return u.String()
 }
 
 // hoNulls checks that a nodes answer holds n nulls and no error.
@@ -363,7 +330,7 @@ func TestHostileInputs(t *testing.T) {
 		revokedID, revoked := e.newKey(e.admin, "revoked")
 		e.ok(e.admin, hoRevokeKey, hoIn(map[string]any{"id": revokedID}))
 		expiredID, expired := e.newKey(e.admin, "expired")
-		e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Hour), hoUUID(t, ids.APIKey, expiredID))
+		e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Hour), uuidOf(t, ids.APIKey, expiredID).String())
 		_, devicesRead := e.newKey(e.admin, "devices read", "DEVICES_READ")
 		r := e.ok(e.admin, hoCreateDevice, hoIn(map[string]any{"name": "camera", "serialNumber": "SN-1", "tags": []string{"line1"}}))
 		deviceID, deviceToken := r.str("createDevice.device.id"), r.str("createDevice.token")
@@ -401,7 +368,7 @@ func TestHostileInputs(t *testing.T) {
 
 		// Credential shapes built from the real admin key.
 		admin := e.admin
-		badChecksum := admin[:len(admin)-1] + hoFlip(admin[len(admin)-1])
+		badChecksum := admin[:len(admin)-1] + flip(admin[len(admin)-1])
 		wrongPrefix := "kx_" + admin[len("kp_"):]
 		half := len(admin) / 2
 
@@ -450,7 +417,7 @@ func TestHostileInputs(t *testing.T) {
 			{name: "truncated JSON", key: admin, body: hoRaw(`{"query": "{ team { name }`), status: 400, code: "BAD_USER_INPUT"},
 			{name: "batched array", key: admin, body: hoRaw(`[{"query":"{ __typename }"},{"query":"{ __typename }"}]`), status: 400, code: "BAD_USER_INPUT", msg: "batch"},
 			{name: "batched array after whitespace", key: admin, body: hoRaw(" \r\n\t[{\"query\":\"{ __typename }\"}]"), status: 400, code: "BAD_USER_INPUT", msg: "batch"},
-			{name: "batched mutations", key: admin, body: hoRaw(`[{"query":` + hoQuote(hoRename) + `}]`), status: 400, code: "BAD_USER_INPUT", msg: "batch"},
+			{name: "batched mutations", key: admin, body: hoRaw(`[{"query":` + quote(hoRename) + `}]`), status: 400, code: "BAD_USER_INPUT", msg: "batch"},
 			{name: "JSON string", key: admin, body: hoRaw(`"{ team { name } }"`), status: 400, code: "BAD_USER_INPUT"},
 			{name: "JSON number", key: admin, body: hoRaw(`42`), status: 400, code: "BAD_USER_INPUT"},
 			{name: "JSON null", key: admin, body: hoRaw(`null`), status: 400, code: "BAD_USER_INPUT"},
@@ -466,8 +433,8 @@ func TestHostileInputs(t *testing.T) {
 			{name: "two JSON objects", key: admin, body: hoRaw(`{"query":"{ __typename }"}{"query":"{ __typename }"}`), status: 400, code: "BAD_USER_INPUT"},
 			{name: "trailing garbage", key: admin, body: hoRaw(`{"query":"{ __typename }"} garbage`), status: 400, code: "BAD_USER_INPUT"},
 			{name: "byte order mark", key: admin, body: hoRaw("\xef\xbb\xbf{\"query\":\"{ __typename }\"}"), status: 400, code: "BAD_USER_INPUT"},
-			{name: "body of 1 MiB + 1", key: admin, body: func() io.Reader { return bytes.NewReader(hoPadded(1<<20 + 1)) }, status: 413, code: "BAD_USER_INPUT"},
-			{name: "chunked body of 1 MiB + 1", key: admin, body: func() io.Reader { return io.MultiReader(bytes.NewReader(hoPadded(1<<20 + 1))) }, status: 413, code: "BAD_USER_INPUT"},
+			{name: "body of 1 MiB + 1", key: admin, body: func() io.Reader { return bytes.NewReader(padded(t, 1<<20+1)) }, status: 413, code: "BAD_USER_INPUT"},
+			{name: "chunked body of 1 MiB + 1", key: admin, body: func() io.Reader { return io.MultiReader(bytes.NewReader(padded(t, 1<<20+1))) }, status: 413, code: "BAD_USER_INPUT"},
 			{name: "Content-Type text/plain", key: admin, query: hoRename, header: map[string]string{"Content-Type": "text/plain"}, status: 415, code: "BAD_USER_INPUT"},
 			{name: "Content-Type multipart", key: admin, body: hoRaw("--b\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{ __typename }\"}\r\n--b--\r\n"),
 				header: map[string]string{"Content-Type": "multipart/form-data; boundary=b"}, status: 415, code: "BAD_USER_INPUT"},
@@ -504,11 +471,11 @@ func TestHostileInputs(t *testing.T) {
 			{name: "createApiKey expiresAt not a date", key: admin, query: hoCreateKey, vars: hoIn(map[string]any{"name": "x", "expiresAt": "not a date"}), status: 200, code: "BAD_USER_INPUT", field: "expiresAt"},
 			{name: "createApiKey expiresAt a number", key: admin, query: hoCreateKey, vars: hoIn(map[string]any{"name": "x", "expiresAt": 1767225600}), status: 200, code: "BAD_USER_INPUT", field: "expiresAt"},
 			{name: "rotateApiKey gracePeriodSeconds a string", key: admin, query: hoRotateKey, vars: hoIn(map[string]any{"id": victimID, "gracePeriodSeconds": "60"}), status: 200, code: "BAD_USER_INPUT"},
-			{name: "rotateApiKey gracePeriodSeconds 1e20", key: admin, body: hoRaw(`{"query":` + hoQuote(hoRotateKey) + `,"variables":{"in":{"id":"` + victimID + `","gracePeriodSeconds":1e20}}}`), status: 200, code: "BAD_USER_INPUT"},
-			{name: "rotateApiKey gracePeriodSeconds 2147483648", key: admin, body: hoRaw(`{"query":` + hoQuote(hoRotateKey) + `,"variables":{"in":{"id":"` + victimID + `","gracePeriodSeconds":2147483648}}}`), status: 200, code: "BAD_USER_INPUT"},
+			{name: "rotateApiKey gracePeriodSeconds 1e20", key: admin, body: hoRaw(`{"query":` + quote(hoRotateKey) + `,"variables":{"in":{"id":"` + victimID + `","gracePeriodSeconds":1e20}}}`), status: 200, code: "BAD_USER_INPUT"},
+			{name: "rotateApiKey gracePeriodSeconds 2147483648", key: admin, body: hoRaw(`{"query":` + quote(hoRotateKey) + `,"variables":{"in":{"id":"` + victimID + `","gracePeriodSeconds":2147483648}}}`), status: 200, code: "BAD_USER_INPUT"},
 			// 2^55 + 3600: not a GraphQL Int (32 bits), and times a second it
 			// wraps around int64 to exactly one hour.
-			{name: "rotateApiKey gracePeriodSeconds 2^55+3600", key: admin, body: hoRaw(`{"query":` + hoQuote(hoRotateKey) + `,"variables":{"in":{"id":"` + victimID + `","gracePeriodSeconds":36028797018967568}}}`), status: 200, code: "BAD_USER_INPUT"},
+			{name: "rotateApiKey gracePeriodSeconds 2^55+3600", key: admin, body: hoRaw(`{"query":` + quote(hoRotateKey) + `,"variables":{"in":{"id":"` + victimID + `","gracePeriodSeconds":36028797018967568}}}`), status: 200, code: "BAD_USER_INPUT"},
 			{name: "rotateApiKey gracePeriodSeconds -1", key: admin, query: hoRotateKey, vars: hoIn(map[string]any{"id": victimID, "gracePeriodSeconds": -1}), status: 200, code: "BAD_USER_INPUT", field: "gracePeriodSeconds"},
 			{name: "rotateApiKey gracePeriodSeconds 604801", key: admin, query: hoRotateKey, vars: hoIn(map[string]any{"id": victimID, "gracePeriodSeconds": 604801}), status: 200, code: "BAD_USER_INPUT", field: "gracePeriodSeconds"},
 			{name: "first a string", key: admin, query: hoKeys, vars: map[string]any{"first": "10"}, status: 200, code: "BAD_USER_INPUT"},
@@ -607,7 +574,7 @@ func TestHostileInputs(t *testing.T) {
 			{name: "createApiKey ownerId a key_ id", key: admin, query: hoCreateKey, vars: hoIn(map[string]any{"name": "x", "ownerId": victimID}), status: 200, code: "BAD_USER_INPUT", field: "ownerId"},
 			{name: "revokeApiKey SQL as id", key: admin, query: hoRevokeKey, vars: hoIn(map[string]any{"id": "key_' OR '1'='1"}), status: 200, code: "BAD_USER_INPUT", field: "id"},
 			{name: "revokeApiKey empty id", key: admin, query: hoRevokeKey, vars: hoIn(map[string]any{"id": ""}), status: 200, code: "BAD_USER_INPUT", field: "id"},
-			{name: "revokeApiKey raw UUID", key: admin, query: hoRevokeKey, vars: hoIn(map[string]any{"id": hoUUID(t, ids.APIKey, victimID)}), status: 200, code: "BAD_USER_INPUT", field: "id"},
+			{name: "revokeApiKey raw UUID", key: admin, query: hoRevokeKey, vars: hoIn(map[string]any{"id": uuidOf(t, ids.APIKey, victimID).String()}), status: 200, code: "BAD_USER_INPUT", field: "id"},
 			{name: "revokeApiKey id past 128 bits", key: admin, query: hoRevokeKey, vars: hoIn(map[string]any{"id": "key_zzzzzzzzzzzzzzzzzzzzzz"}), status: 200, code: "BAD_USER_INPUT", field: "id"},
 			{name: "revokeDevice id of 10 KB", key: admin, query: hoRevokeDevice, vars: hoIn(map[string]any{"id": "dev_" + long(10000, "A")}), status: 200, code: "BAD_USER_INPUT", field: "id"},
 			{name: "revokeApiKey id a number", key: admin, query: hoRevokeKey, vars: hoIn(map[string]any{"id": 12345}), status: 200, code: "BAD_USER_INPUT", field: "id"},
@@ -662,7 +629,7 @@ func TestHostileInputs(t *testing.T) {
 			{name: "enrollDevice with an API key", query: hoEnroll, vars: hoIn(map[string]any{"enrollmentKey": admin, "serialNumber": "E-1"}), status: 200, code: "UNAUTHENTICATED", reason: "INVALID"},
 			{name: "enrollDevice with a device token", query: hoEnroll, vars: hoIn(map[string]any{"enrollmentKey": deviceToken, "serialNumber": "E-1"}), status: 200, code: "UNAUTHENTICATED", reason: "INVALID"},
 			{name: "enrollDevice with a revoked key", query: hoEnroll, vars: hoIn(map[string]any{"enrollmentKey": revokedEnrSecret, "serialNumber": "E-1"}), status: 200, code: "UNAUTHENTICATED", reason: "REVOKED"},
-			{name: "enrollDevice with a wrong checksum", query: hoEnroll, vars: hoIn(map[string]any{"enrollmentKey": enrSecret[:len(enrSecret)-1] + hoFlip(enrSecret[len(enrSecret)-1]), "serialNumber": "E-1"}), status: 200, code: "UNAUTHENTICATED", reason: "INVALID"},
+			{name: "enrollDevice with a wrong checksum", query: hoEnroll, vars: hoIn(map[string]any{"enrollmentKey": enrSecret[:len(enrSecret)-1] + flip(enrSecret[len(enrSecret)-1]), "serialNumber": "E-1"}), status: 200, code: "UNAUTHENTICATED", reason: "INVALID"},
 
 			// ---- Deep, wide and aliased queries ----
 			{name: "depth 12 is allowed", key: admin, query: hoNested(12), status: 200, code: ""},
@@ -774,31 +741,6 @@ func TestHostileInputs(t *testing.T) {
 	})
 }
 
-// hoQuote returns s as a JSON string.
-func hoQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-// hoFlip returns a base62 character other than c.
-func hoFlip(c byte) string {
-	if c == 'A' {
-		return "B"
-	}
-	return "A"
-}
-
-// hoStrings reads a list of strings.
-func hoStrings(v any) []string {
-	l, _ := v.([]any)
-	out := make([]string, 0, len(l))
-	for _, s := range l {
-		str, _ := s.(string)
-		out = append(out, str)
-	}
-	return out
-}
-
 // hoOddNames are names that must be stored and read back exactly as sent.
 var hoOddNames = []string{
 	`'; DROP TABLE api_keys; --`,
@@ -865,7 +807,7 @@ func TestOddTextIsStoredVerbatim(t *testing.T) {
 		devID := r.str("createDevice.device.id")
 		e.ok(e.admin, hoCreateDevice, hoIn(map[string]any{"name": "plain", "serialNumber": "PLAIN-1", "tags": []string{"plain"}}))
 		r = e.ok(e.admin, nodeQ, map[string]any{"id": devID})
-		if r.str("node.name") != `Robert"); DELETE FROM devices;--` || r.str("node.serialNumber") != "%_\\'\"" || !slices.Equal(hoStrings(r.get("node.tags")), tags) {
+		if r.str("node.name") != `Robert"); DELETE FROM devices;--` || r.str("node.serialNumber") != "%_\\'\"" || !slices.Equal(strs(r.get("node.tags")), tags) {
 			t.Errorf("device read back as %s", r.Raw)
 		}
 		for _, tag := range tags {

@@ -20,37 +20,9 @@ import (
 // httpMaxBody is the contract's body limit (1 MiB).
 const httpMaxBody = 1 << 20
 
-// httpPaddedBody returns a valid GraphQL-over-HTTP JSON body of exactly size
-// bytes: the query {__typename} and an unused variable padded with 'a'.
-func httpPaddedBody(t *testing.T, size int) []byte {
-	t.Helper()
-	const head = `{"query":"{__typename}","variables":{"pad":"`
-	const tail = `"}}`
-	n := size - len(head) - len(tail)
-	if n < 0 {
-		t.Fatalf("size %d too small", size)
-	}
-	b := make([]byte, 0, size)
-	b = append(b, head...)
-	b = append(b, bytes.Repeat([]byte("a"), n)...)
-	b = append(b, tail...)
-	if len(b) != size {
-		t.Fatalf("padded body is %d bytes, want %d", len(b), size)
-	}
-	return b
-}
-
 // httpQueryURL returns /graphql with the operation in the query string.
 func httpQueryURL(query string) string {
 	return "/graphql?query=" + url.QueryEscape(query)
-}
-
-func httpJSONHeader(key string) map[string]string {
-	h := map[string]string{"Content-Type": "application/json"}
-	if key != "" {
-		h["Authorization"] = "Bearer " + key
-	}
-	return h
 }
 
 func TestHealthReadyMetrics(t *testing.T) {
@@ -224,7 +196,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			{
 				name: "malformed JSON is 400 and not echoed", method: http.MethodPost, path: "/graphql",
 				body:   func() io.Reader { return strings.NewReader(`{"query": "` + marker) },
-				header: httpJSONHeader(""),
+				header: jsonHeader(""),
 				check: func(t *testing.T, r *response) {
 					if r.Status != http.StatusBadRequest {
 						t.Errorf("want 400, got %d: %s", r.Status, r.Raw)
@@ -238,7 +210,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			{
 				name: "variables of the wrong JSON type are 400 and not echoed", method: http.MethodPost, path: "/graphql",
 				body:   func() io.Reader { return strings.NewReader(`{"query":"{__typename}","variables":"` + marker + `"}`) },
-				header: httpJSONHeader(""),
+				header: jsonHeader(""),
 				check: func(t *testing.T, r *response) {
 					if r.Status != http.StatusBadRequest {
 						t.Errorf("want 400, got %d: %s", r.Status, r.Raw)
@@ -262,8 +234,8 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			},
 			{
 				name: "body of 1 MiB + 1 byte", method: http.MethodPost, path: "/graphql",
-				body:   func() io.Reader { return bytes.NewReader(httpPaddedBody(t, httpMaxBody+1)) },
-				header: httpJSONHeader(""),
+				body:   func() io.Reader { return bytes.NewReader(padded(t, httpMaxBody+1)) },
+				header: jsonHeader(""),
 				check: func(t *testing.T, r *response) {
 					if r.Status != http.StatusRequestEntityTooLarge {
 						t.Errorf("want 413, got %d: %.300s", r.Status, r.Raw)
@@ -273,8 +245,8 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			{
 				name: "chunked body of 1 MiB + 1 byte", method: http.MethodPost, path: "/graphql",
 				// A reader of unknown length: the client sends no Content-Length.
-				body:   func() io.Reader { return io.MultiReader(bytes.NewReader(httpPaddedBody(t, httpMaxBody+1))) },
-				header: httpJSONHeader(""),
+				body:   func() io.Reader { return io.MultiReader(bytes.NewReader(padded(t, httpMaxBody+1))) },
+				header: jsonHeader(""),
 				check: func(t *testing.T, r *response) {
 					if r.Status != http.StatusRequestEntityTooLarge {
 						t.Errorf("want 413, got %d: %.300s", r.Status, r.Raw)
@@ -283,8 +255,8 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			},
 			{
 				name: "body just under 1 MiB", method: http.MethodPost, path: "/graphql",
-				body:   func() io.Reader { return bytes.NewReader(httpPaddedBody(t, httpMaxBody-1)) },
-				header: httpJSONHeader(""),
+				body:   func() io.Reader { return bytes.NewReader(padded(t, httpMaxBody-1)) },
+				header: jsonHeader(""),
 				check: func(t *testing.T, r *response) {
 					if r.Status == http.StatusRequestEntityTooLarge || r.Status >= 500 {
 						t.Errorf("want neither 413 nor 5xx, got %d: %.300s", r.Status, r.Raw)
@@ -313,7 +285,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			{
 				name: "PUT", method: http.MethodPut, path: "/graphql",
 				body:   func() io.Reader { return strings.NewReader(`{"query":"{__typename}"}`) },
-				header: httpJSONHeader(""),
+				header: jsonHeader(""),
 				check:  httpWantMethodNotAllowed,
 			},
 			{
@@ -339,7 +311,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			{
 				name: "syntax error", method: http.MethodPost, path: "/graphql",
 				body:   func() io.Reader { return strings.NewReader(`{"query":"{ team {"}`) },
-				header: httpJSONHeader(e.admin),
+				header: jsonHeader(e.admin),
 				check: func(t *testing.T, r *response) {
 					if r.Status >= 500 {
 						t.Errorf("want no 5xx, got %d: %s", r.Status, r.Raw)
@@ -379,7 +351,7 @@ func TestGraphQLOverHTTP(t *testing.T) {
 			sum := sha256.Sum256([]byte(mutation))
 			ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
 			body, _ := json.Marshal(map[string]any{"query": mutation, "extensions": ext})
-			reg := e.request(http.MethodPost, "/graphql", bytes.NewReader(body), httpJSONHeader(e.admin))
+			reg := e.request(http.MethodPost, "/graphql", bytes.NewReader(body), jsonHeader(e.admin))
 			if reg.Status != http.StatusOK || len(reg.Errors) > 0 {
 				t.Fatalf("register the persisted mutation over POST: %d: %s", reg.Status, reg.Raw)
 			}
@@ -478,7 +450,7 @@ func TestCredentialHeaders(t *testing.T) {
 			for k, v := range header {
 				h[k] = v
 			}
-			return e.request(http.MethodPost, "/graphql", strings.NewReader(`{"query":`+httpQuote(query)+`}`), h)
+			return e.request(http.MethodPost, "/graphql", strings.NewReader(`{"query":`+quote(query)+`}`), h)
 		}
 		wantViewer := func(t *testing.T, r *response) {
 			t.Helper()
@@ -545,12 +517,6 @@ func TestCredentialHeaders(t *testing.T) {
 			})
 		}
 	})
-}
-
-// httpQuote returns s as a JSON string.
-func httpQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 func TestPlaygroundAndIntrospectionCanBeTurnedOff(t *testing.T) {

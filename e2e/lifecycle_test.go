@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/testdb"
 )
 
@@ -60,7 +61,7 @@ func TestRotateWithGraceKeepsTheOldSecretUntilItEnds(t *testing.T) {
 			}
 		}
 		// The grace window ends: the old secret stops, the new one goes on.
-		e.db.Exec(t, "UPDATE api_keys SET previous_secret_expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Second), keyUUID(t, id))
+		e.db.Exec(t, "UPDATE api_keys SET previous_secret_expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Second), uuidOf(t, ids.APIKey, id).String())
 		if st, _ := e.authStatus(old); st != http.StatusUnauthorized {
 			t.Fatalf("old secret after the grace window: %d", st)
 		}
@@ -68,7 +69,7 @@ func TestRotateWithGraceKeepsTheOldSecretUntilItEnds(t *testing.T) {
 			t.Fatalf("new secret: %d", st)
 		}
 		// A second rotation drops the first secret for good, whatever its window.
-		e.db.Exec(t, "UPDATE api_keys SET previous_secret_expires_at = ? WHERE id = ?", time.Now().UTC().Add(time.Hour), keyUUID(t, id))
+		e.db.Exec(t, "UPDATE api_keys SET previous_secret_expires_at = ? WHERE id = ?", time.Now().UTC().Add(time.Hour), uuidOf(t, ids.APIKey, id).String())
 		third := e.ok(e.admin, rotateKey, map[string]any{"id": id, "grace": 60}).str("rotateApiKey.secret")
 		if st, _ := e.authStatus(old); st != http.StatusUnauthorized {
 			t.Fatalf("the secret two rotations back still works")
@@ -187,7 +188,7 @@ func TestLastKeyManagerCannotBeRevoked(t *testing.T) {
 
 		// An expired key holding the scope does not count either.
 		expiredID, _ := e.newKey(e.admin, "old manager", "API_KEYS_WRITE")
-		e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Minute), keyUUID(t, expiredID))
+		e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Minute), uuidOf(t, ids.APIKey, expiredID).String())
 		e.fails(e.admin, revokeKey, map[string]any{"id": adminID}, "FAILED_PRECONDITION")
 
 		// With a second manager, the first may be revoked, even by itself.

@@ -37,91 +37,12 @@ const listEventsPage = `query($first: Int, $after: String, $last: Int, $before: 
   } }
 }`
 
-// lstPage is one page of a connection as the client sees it.
-type lstPage struct {
-	total            int
-	ids              []string
-	cursors          []string
-	hasNext, hasPrev bool
-	start, end       any // a string, or nil when the page is empty
-}
-
-// lstReadPage reads the connection at path (such as "team.apiKeys") of a
-// successful response, and checks that its nodes, edges and cursors agree.
-func lstReadPage(t *testing.T, r *response, path string) lstPage {
-	t.Helper()
-	conn, ok := r.get(path).(map[string]any)
-	if !ok {
-		t.Fatalf("no connection at %s: %s", path, r.Raw)
-	}
-	var p lstPage
-	total, ok := conn["totalCount"].(float64)
-	if !ok {
-		t.Fatalf("totalCount missing: %s", r.Raw)
-	}
-	p.total = int(total)
-	nodes, _ := conn["nodes"].([]any)
-	for _, n := range nodes {
-		p.ids = append(p.ids, n.(map[string]any)["id"].(string))
-	}
-	edges, _ := conn["edges"].([]any)
-	if len(edges) != len(nodes) {
-		t.Fatalf("%d edges for %d nodes: %s", len(edges), len(nodes), r.Raw)
-	}
-	for i, e := range edges {
-		edge := e.(map[string]any)
-		if id := edge["node"].(map[string]any)["id"].(string); id != p.ids[i] {
-			t.Fatalf("edge %d is %s, node %d is %s", i, id, i, p.ids[i])
-		}
-		c, _ := edge["cursor"].(string)
-		if c == "" {
-			t.Fatalf("edge %d has no cursor: %s", i, r.Raw)
-		}
-		p.cursors = append(p.cursors, c)
-	}
-	info := conn["pageInfo"].(map[string]any)
-	p.hasNext, _ = info["hasNextPage"].(bool)
-	p.hasPrev, _ = info["hasPreviousPage"].(bool)
-	p.start, p.end = info["startCursor"], info["endCursor"]
-	if len(p.cursors) == 0 {
-		if p.start != nil || p.end != nil {
-			t.Fatalf("empty page with cursors %v, %v", p.start, p.end)
-		}
-	} else if p.start != p.cursors[0] || p.end != p.cursors[len(p.cursors)-1] {
-		t.Fatalf("startCursor/endCursor %v/%v are not the first/last edge cursors %v", p.start, p.end, p.cursors)
-	}
-	return p
-}
-
-// lstStrings returns the string field of every object of a list.
-func lstStrings(t *testing.T, list []any, field string) []string {
-	t.Helper()
-	out := make([]string, 0, len(list))
-	for _, item := range list {
-		m, ok := item.(map[string]any)
-		if !ok {
-			t.Fatalf("list item %v is not an object", item)
-		}
-		s, _ := m[field].(string)
-		out = append(out, s)
-	}
-	return out
-}
-
 // lstSame reports whether two lists hold the same strings, in any order.
 func lstSame(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
-}
-
-// lstSub returns the env with t as its test, so that a subtest's failures
-// stop that subtest and not its parent.
-func lstSub(e *env, t *testing.T) *env {
-	c := *e
-	c.t = t
-	return &c
 }
 
 func lstViewerID(e *env, key string) string {
@@ -162,7 +83,7 @@ func TestPaginationForwardAndBackward(t *testing.T) {
 			if page > 5 {
 				t.Fatalf("still paging forward after %d pages: %v", page-1, sizes)
 			}
-			p := lstReadPage(t, e.ok(e.admin, listKeysPage, vars), "team.apiKeys")
+			p := readPage(t, e.ok(e.admin, listKeysPage, vars), "team.apiKeys")
 			if p.total != 25 {
 				t.Errorf("forward page %d: totalCount %d, want 25", page, p.total)
 			}
@@ -195,7 +116,7 @@ func TestPaginationForwardAndBackward(t *testing.T) {
 		}
 		vars = map[string]any{"last": 10}
 		for i, want := range wantBack {
-			p := lstReadPage(t, e.ok(e.admin, listKeysPage, vars), "team.apiKeys")
+			p := readPage(t, e.ok(e.admin, listKeysPage, vars), "team.apiKeys")
 			if p.total != 25 {
 				t.Errorf("backward page %d: totalCount %d, want 25", i+1, p.total)
 			}
@@ -215,13 +136,13 @@ func TestPaginationForwardAndBackward(t *testing.T) {
 		}
 
 		// No size: the default page of 20.
-		p := lstReadPage(t, e.ok(e.admin, listKeysPage, nil), "team.apiKeys")
+		p := readPage(t, e.ok(e.admin, listKeysPage, nil), "team.apiKeys")
 		if !slices.Equal(p.ids, all[:20]) || !p.hasNext || p.hasPrev || p.total != 25 {
 			t.Errorf("default page: %d ids (want the first 20), hasNext %v, hasPrev %v, total %d", len(p.ids), p.hasNext, p.hasPrev, p.total)
 		}
 
 		// first: 0 is an empty page, still counted.
-		p = lstReadPage(t, e.ok(e.admin, listKeysPage, map[string]any{"first": 0}), "team.apiKeys")
+		p = readPage(t, e.ok(e.admin, listKeysPage, map[string]any{"first": 0}), "team.apiKeys")
 		if len(p.ids) != 0 || p.start != nil || p.end != nil || p.total != 25 || !p.hasNext {
 			t.Errorf("first: 0 gave %d ids, cursors %v/%v, total %d, hasNext %v; want an empty page of 25 with more after", len(p.ids), p.start, p.end, p.total, p.hasNext)
 		}
@@ -257,7 +178,7 @@ func TestPaginationRejectsBadArguments(t *testing.T) {
 		} {
 			for _, c := range cases {
 				t.Run(conn.name+"/"+c.name, func(t *testing.T) {
-					e := lstSub(e, t)
+					e := e.sub(t)
 					r := e.gql(e.admin, conn.query, c.vars)
 					if r.Status != http.StatusOK {
 						t.Fatalf("HTTP %d, want 200: %s", r.Status, r.Raw)
@@ -316,11 +237,7 @@ func TestApiKeyFilters(t *testing.T) {
 			e.ok(e.admin, `mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { status } } }`, map[string]any{"id": id})
 		}
 		for _, id := range []string{deployBot, both} {
-			u, err := ids.DecodeAs(ids.APIKey, id)
-			if err != nil {
-				t.Fatalf("decode %s: %v", id, err)
-			}
-			e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Hour), u)
+			e.db.Exec(t, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().UTC().Add(-time.Hour), uuidOf(t, ids.APIKey, id))
 		}
 		rowsBefore := e.db.Count(t, "api_keys", "")
 
@@ -350,22 +267,22 @@ func TestApiKeyFilters(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				e := lstSub(e, t)
+				e := e.sub(t)
 				var vars map[string]any
 				if c.filter != nil {
 					vars = map[string]any{"filter": c.filter}
 				}
 				r := e.ok(e.admin, lstFilterKeys, vars)
 				nodes := r.list("team.apiKeys.nodes")
-				got := lstStrings(t, nodes, "id")
+				got := pluck(nodes, "id")
 				if !lstSame(got, c.want) {
-					t.Errorf("listed %v (%v), want %v", got, lstStrings(t, nodes, "name"), c.want)
+					t.Errorf("listed %v (%v), want %v", got, pluck(nodes, "name"), c.want)
 				}
 				if total, _ := r.get("team.apiKeys.totalCount").(float64); int(total) != len(c.want) {
 					t.Errorf("totalCount %v, want %d", total, len(c.want))
 				}
 				if c.status != "" {
-					for _, st := range lstStrings(t, nodes, "status") {
+					for _, st := range pluck(nodes, "status") {
 						if st != c.status {
 							t.Errorf("a key in state %s listed under %s", st, c.status)
 						}
@@ -385,59 +302,8 @@ func TestApiKeyFilters(t *testing.T) {
 	})
 }
 
-const lstEvents = `query($filter: AuditEventFilter) {
-  team { auditEvents(first: 100, filter: $filter) {
-    totalCount
-    nodes { id createdAt action actor { id } targetId ip userAgent }
-  } }
-}`
-
-// lstEvent is one audit event as the client reads it.
-type lstEvent struct {
-	ID        string               `json:"id"`
-	CreatedAt string               `json:"createdAt"`
-	Action    string               `json:"action"`
-	Actor     *struct{ ID string } `json:"actor"`
-	TargetID  *string              `json:"targetId"`
-	IP        *string              `json:"ip"`
-	UserAgent *string              `json:"userAgent"`
-}
-
-func (ev lstEvent) actorID() string {
-	if ev.Actor == nil {
-		return ""
-	}
-	return ev.Actor.ID
-}
-
-func (ev lstEvent) target() string {
-	if ev.TargetID == nil {
-		return ""
-	}
-	return *ev.TargetID
-}
-
-// lstReadEvents lists the audit log with a filter (nil: none) and checks
-// that totalCount agrees with the page.
-func lstReadEvents(e *env, key string, filter map[string]any) []lstEvent {
-	e.t.Helper()
-	var vars map[string]any
-	if filter != nil {
-		vars = map[string]any{"filter": filter}
-	}
-	r := e.ok(key, lstEvents, vars)
-	raw, _ := json.Marshal(r.get("team.auditEvents.nodes"))
-	var out []lstEvent
-	if err := json.Unmarshal(raw, &out); err != nil {
-		e.t.Fatalf("decode events: %v: %s", err, r.Raw)
-	}
-	if total, _ := r.get("team.auditEvents.totalCount").(float64); int(total) != len(out) {
-		e.t.Errorf("filter %v: totalCount %v, but the page (of up to 100) holds %d", filter, total, len(out))
-	}
-	return out
-}
-
-func lstEventIDs(events []lstEvent) []string {
+// lstEventIDs returns the ids of the events, in order.
+func lstEventIDs(events []event) []string {
 	out := make([]string, len(events))
 	for i, ev := range events {
 		out[i] = ev.ID
@@ -463,7 +329,7 @@ func TestAuditLogFilters(t *testing.T) {
 			t.Fatalf("updateTeam: %d %s", r.Status, r.Raw)
 		}
 
-		events := lstReadEvents(e, e.admin, nil)
+		events := e.events(e.admin, nil)
 		type want struct{ action, actor, target string }
 		wantAll := []want{
 			{"team.create", "", team},
@@ -479,7 +345,7 @@ func TestAuditLogFilters(t *testing.T) {
 		}
 		for i, w := range wantAll {
 			ev := events[i]
-			got := want{ev.Action, ev.actorID(), ev.target()}
+			got := want{ev.Action, ev.Actor, ev.Target}
 			if got != w {
 				t.Errorf("event %d is %+v, want %+v", i, got, w)
 			}
@@ -489,14 +355,14 @@ func TestAuditLogFilters(t *testing.T) {
 			if w.actor == "" {
 				continue // bootstrap: no request behind it
 			}
-			if ev.IP == nil || *ev.IP != "127.0.0.1" {
+			if ev.IP != "127.0.0.1" {
 				t.Errorf("event %d (%s) ip %v, want 127.0.0.1", i, ev.Action, ev.IP)
 			}
-			if ev.UserAgent == nil || *ev.UserAgent == "" {
+			if ev.UserAgent == "" {
 				t.Errorf("event %d (%s) has no userAgent", i, ev.Action)
 			}
 		}
-		if ua := events[6].UserAgent; ua == nil || *ua != "listing-test/1.0" {
+		if ua := events[6].UserAgent; ua != "listing-test/1.0" {
 			t.Errorf("team.update userAgent %v, want the request's listing-test/1.0", ua)
 		}
 
@@ -533,8 +399,8 @@ func TestAuditLogFilters(t *testing.T) {
 		}
 		// The "idle" key's creation is logged too (events[7]); filters below
 		// that would match it say so.
-		all := lstReadEvents(e, e.admin, nil)
-		if len(all) != 8 || all[7].Action != "apiKey.create" || all[7].target() != other {
+		all := e.events(e.admin, nil)
+		if len(all) != 8 || all[7].Action != "apiKey.create" || all[7].Target != other {
 			t.Fatalf("after creating %s the log is %+v", other, all)
 		}
 		events = all
@@ -560,8 +426,8 @@ func TestAuditLogFilters(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				e := lstSub(e, t)
-				got := lstReadEvents(e, e.admin, c.filter)
+				e := e.sub(t)
+				got := e.events(e.admin, c.filter)
 				if ids := lstEventIDs(got); !slices.Equal(ids, c.want) {
 					t.Errorf("filter %v lists %v, want %v (oldest first)", c.filter, ids, c.want)
 				}
@@ -569,9 +435,9 @@ func TestAuditLogFilters(t *testing.T) {
 		}
 
 		t.Run("malformed actorId", func(t *testing.T) {
-			e := lstSub(e, t)
+			e := e.sub(t)
 			for _, bad := range []string{"garbage", team, events[0].ID} {
-				r := e.fails(e.admin, lstEvents, map[string]any{"filter": map[string]any{"actorId": bad}}, "BAD_USER_INPUT")
+				r := e.fails(e.admin, auditQuery, map[string]any{"filter": map[string]any{"actorId": bad}}, "BAD_USER_INPUT")
 				if got := r.Errors[0].Extensions["field"]; got != "actorId" {
 					t.Errorf("actorId %q: extensions.field %v, want actorId", bad, got)
 				}
@@ -582,9 +448,9 @@ func TestAuditLogFilters(t *testing.T) {
 		})
 
 		t.Run("needs AUDIT_READ", func(t *testing.T) {
-			e := lstSub(e, t)
+			e := e.sub(t)
 			_, reader := e.newKey(e.admin, "reader", "API_KEYS_READ")
-			r := e.fails(reader, lstEvents, nil, "FORBIDDEN")
+			r := e.fails(reader, auditQuery, nil, "FORBIDDEN")
 			if got := r.Errors[0].Extensions["scope"]; got != "AUDIT_READ" {
 				t.Errorf("extensions.scope %v, want AUDIT_READ", got)
 			}
@@ -605,7 +471,7 @@ func TestTenantIsolation(t *testing.T) {
 		keyA, _ := e.newKey(e.admin, "a-key")
 		keyB, secretB := e.newKey(other, "b-key")
 		unknown := ids.Encode(ids.APIKey, ids.New())
-		eventsB := lstReadEvents(e, other, nil)
+		eventsB := e.events(other, nil)
 		if len(eventsB) == 0 {
 			t.Fatal("team B has no audit events")
 		}
@@ -618,7 +484,7 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		for _, m := range mutations {
 			t.Run(m.name, func(t *testing.T) {
-				e := lstSub(e, t)
+				e := e.sub(t)
 				foreign := e.fails(e.admin, m.query, map[string]any{"id": keyB}, "NOT_FOUND")
 				missing := e.fails(e.admin, m.query, map[string]any{"id": unknown}, "NOT_FOUND")
 				if foreign.Status != missing.Status {
@@ -661,7 +527,7 @@ func TestTenantIsolation(t *testing.T) {
 			{"unknown key", unknown},
 		} {
 			t.Run("node of "+c.name, func(t *testing.T) {
-				e := lstSub(e, t)
+				e := e.sub(t)
 				r := e.ok(e.admin, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": c.id})
 				if v, present := r.Data["node"]; !present || v != nil {
 					t.Errorf("node(%s) = %s, want null", c.id, r.Raw)
@@ -682,23 +548,23 @@ func TestTenantIsolation(t *testing.T) {
 
 		// Lists of A hold none of B's objects.
 		r = e.ok(e.admin, lstFilterKeys, nil)
-		if got := lstStrings(t, r.list("team.apiKeys.nodes"), "id"); !lstSame(got, []string{adminA, keyA}) {
+		if got := pluck(r.list("team.apiKeys.nodes"), "id"); !lstSame(got, []string{adminA, keyA}) {
 			t.Errorf("A lists keys %v, want %v", got, []string{adminA, keyA})
 		}
 		bObjects := map[string]bool{adminB: true, keyB: true, teamB: true}
 		for _, ev := range eventsB {
 			bObjects[ev.ID] = true
 		}
-		eventsA := lstReadEvents(e, e.admin, nil)
+		eventsA := e.events(e.admin, nil)
 		if len(eventsA) != 3 { // team.create, apiKey.create (bootstrap), apiKey.create
 			t.Errorf("A's log holds %d events, want 3: %+v", len(eventsA), eventsA)
 		}
 		for _, ev := range eventsA {
-			if bObjects[ev.ID] || bObjects[ev.target()] || bObjects[ev.actorID()] {
+			if bObjects[ev.ID] || bObjects[ev.Target] || bObjects[ev.Actor] {
 				t.Errorf("A's log shows B's event %+v", ev)
 			}
 		}
-		if got := lstReadEvents(e, e.admin, map[string]any{"actorId": adminB}); len(got) != 0 {
+		if got := e.events(e.admin, map[string]any{"actorId": adminB}); len(got) != 0 {
 			t.Errorf("A's log filtered on B's admin key lists %+v", got)
 		}
 
@@ -714,7 +580,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 		e := newEnv(t, d)
 		team := lstTeamID(e, e.admin)
 		adminID := lstViewerID(e, e.admin)
-		event := lstReadEvents(e, e.admin, nil)[0].ID
+		event := e.events(e.admin, nil)[0].ID
 		own, devices := e.newKey(e.admin, "devices-only", "DEVICES_READ")
 		const node = `query($id: ID!) { node(id: $id) { id ... on Team { name } } }`
 
@@ -727,7 +593,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 			{"audit event", event, "AUDIT_READ"},
 		} {
 			t.Run("forbidden "+c.name, func(t *testing.T) {
-				e := lstSub(e, t)
+				e := e.sub(t)
 				r := e.fails(devices, node, map[string]any{"id": c.id}, "FORBIDDEN")
 				if got := r.Errors[0].Extensions["scope"]; got != c.scope {
 					t.Errorf("extensions.scope %v, want %s", got, c.scope)
@@ -739,7 +605,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 		}
 
 		t.Run("team needs no scope", func(t *testing.T) {
-			e := lstSub(e, t)
+			e := e.sub(t)
 			r := e.ok(devices, node, map[string]any{"id": team})
 			if r.str("node.id") != team || r.str("node.name") != "Acme" {
 				t.Errorf("node(team) = %s", r.Raw)
@@ -747,7 +613,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 		})
 
 		t.Run("unknown device reads as null", func(t *testing.T) {
-			e := lstSub(e, t)
+			e := e.sub(t)
 			r := e.ok(devices, node, map[string]any{"id": ids.Encode(ids.Device, ids.New())})
 			if v, present := r.Data["node"]; !present || v != nil {
 				t.Errorf("node(unknown device) = %s, want null", r.Raw)
@@ -762,7 +628,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 			{"truncated", own[:len(own)-1]},
 		} {
 			t.Run("malformed "+c.name, func(t *testing.T) {
-				e := lstSub(e, t)
+				e := e.sub(t)
 				r := e.fails(devices, node, map[string]any{"id": c.id}, "BAD_USER_INPUT")
 				if r.get("node.id") != nil {
 					t.Errorf("an object was returned: %s", r.Raw)
@@ -779,7 +645,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 			return out
 		}
 		t.Run("nodes takes 100 ids", func(t *testing.T) {
-			e := lstSub(e, t)
+			e := e.sub(t)
 			r := e.ok(devices, nodes, map[string]any{"ids": many(100)})
 			list := r.list("nodes")
 			if len(list) != 100 {
@@ -792,7 +658,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 			}
 		})
 		t.Run("nodes refuses 101 ids", func(t *testing.T) {
-			e := lstSub(e, t)
+			e := e.sub(t)
 			r := e.fails(devices, nodes, map[string]any{"ids": many(101)}, "BAD_USER_INPUT")
 			if got := r.Errors[0].Extensions["field"]; got != "ids" {
 				t.Errorf("extensions.field %v, want ids", got)
@@ -802,7 +668,7 @@ func TestNodeScopesAndMalformedIds(t *testing.T) {
 			}
 		})
 		t.Run("nodes with a malformed id", func(t *testing.T) {
-			e := lstSub(e, t)
+			e := e.sub(t)
 			e.fails(devices, nodes, map[string]any{"ids": []string{team, "garbage"}}, "BAD_USER_INPUT")
 		})
 	})

@@ -46,9 +46,6 @@ const (
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   } } }
 }`
-	mbrEventsQ = `query($f: AuditEventFilter) {
-  team { auditEvents(first: 100, filter: $f) { nodes { action targetId actor { id } } } }
-}`
 	mbrCreateDeviceQ = `mutation($in: CreateDeviceInput!) { createDevice(input: $in) { token device { id } } }`
 	mbrRevokeQ       = `mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { id status } } }`
 )
@@ -59,24 +56,6 @@ var (
 	mbrAllScopes  = []string{"API_KEYS_READ", "API_KEYS_WRITE", "AUDIT_READ", "DEVICES_READ", "DEVICES_WRITE", "MEMBERS_READ", "MEMBERS_WRITE"}
 	mbrDevScopes  = []string{"API_KEYS_READ", "AUDIT_READ", "DEVICES_READ", "DEVICES_WRITE", "MEMBERS_READ"}
 )
-
-// mbrSub returns the env with t as its test, so that a subtest's failures
-// stop that subtest.
-func mbrSub(e *env, t *testing.T) *env {
-	c := *e
-	c.t = t
-	return &c
-}
-
-// mbrUUID returns the internal id behind a global id, for direct SQL.
-func mbrUUID(t *testing.T, kind ids.Kind, id string) string {
-	t.Helper()
-	u, err := ids.DecodeAs(kind, id)
-	if err != nil {
-		t.Fatalf("decode %q: %v", id, err)
-	}
-	return u.String()
-}
 
 // mbrAdd adds a member through the API and returns its id.
 func mbrAdd(e *env, key, email, name, role string) string {
@@ -127,71 +106,8 @@ func mbrWant(t *testing.T, r *response, code, ext, value string) {
 
 // mbrStrings returns a list of strings (such as scopes), sorted.
 func mbrStrings(r *response, path string) []string {
-	var out []string
-	for _, v := range r.list(path) {
-		s, _ := v.(string)
-		out = append(out, s)
-	}
+	out := strs(r.get(path))
 	slices.Sort(out)
-	return out
-}
-
-// mbrIDs returns the id of every object of a list, in order.
-func mbrIDs(r *response, path string) []string {
-	var out []string
-	for _, v := range r.list(path) {
-		m, _ := v.(map[string]any)
-		s, _ := m["id"].(string)
-		out = append(out, s)
-	}
-	return out
-}
-
-// mbrPage is one page of a connection as the client sees it.
-type mbrPage struct {
-	total            int
-	ids              []string
-	hasNext, hasPrev bool
-	start, end       any
-}
-
-func mbrReadPage(t *testing.T, r *response, path string) mbrPage {
-	t.Helper()
-	conn, ok := r.get(path).(map[string]any)
-	if !ok {
-		t.Fatalf("no connection at %s: %s", path, r.Raw)
-	}
-	total, _ := conn["totalCount"].(float64)
-	p := mbrPage{total: int(total), ids: mbrIDs(r, path+".nodes")}
-	edges, _ := conn["edges"].([]any)
-	if len(edges) != len(p.ids) {
-		t.Fatalf("%d edges for %d nodes: %s", len(edges), len(p.ids), r.Raw)
-	}
-	info, _ := conn["pageInfo"].(map[string]any)
-	p.hasNext, _ = info["hasNextPage"].(bool)
-	p.hasPrev, _ = info["hasPreviousPage"].(bool)
-	p.start, p.end = info["startCursor"], info["endCursor"]
-	return p
-}
-
-// mbrEvent is an audit event as the client sees it.
-type mbrEvent struct{ action, target, actor string }
-
-// mbrEvents reads the team's audit events matching a filter, oldest first.
-func mbrEvents(e *env, key string, filter map[string]any) []mbrEvent {
-	e.t.Helper()
-	r := e.ok(key, mbrEventsQ, map[string]any{"f": filter})
-	var out []mbrEvent
-	for _, v := range r.list("team.auditEvents.nodes") {
-		m := v.(map[string]any)
-		ev := mbrEvent{}
-		ev.action, _ = m["action"].(string)
-		ev.target, _ = m["targetId"].(string)
-		if a, ok := m["actor"].(map[string]any); ok {
-			ev.actor, _ = a["id"].(string)
-		}
-		out = append(out, ev)
-	}
 	return out
 }
 
@@ -255,7 +171,7 @@ func TestMemberLifecycle(t *testing.T) {
 			t.Fatalf("node after update: %s", r.Raw)
 		}
 
-		list := mbrReadPage(t, e.ok(e.admin, mbrListQ, nil), "team.members")
+		list := readPage(t, e.ok(e.admin, mbrListQ, nil), "team.members")
 		if list.total != 2 || !slices.Equal(list.ids, []string{id, other}) {
 			t.Fatalf("team.members lists %v (total %d), want [%s %s]", list.ids, list.total, id, other)
 		}
@@ -264,7 +180,7 @@ func TestMemberLifecycle(t *testing.T) {
 		if r.str("removeMember.member.id") != id || r.str("removeMember.clientMutationId") != "rm" {
 			t.Fatalf("remove payload: %s", r.Raw)
 		}
-		list = mbrReadPage(t, e.ok(e.admin, mbrListQ, nil), "team.members")
+		list = readPage(t, e.ok(e.admin, mbrListQ, nil), "team.members")
 		if list.total != 1 || !slices.Equal(list.ids, []string{other}) {
 			t.Fatalf("after removal team.members lists %v (total %d), want [%s]", list.ids, list.total, other)
 		}
@@ -275,12 +191,12 @@ func TestMemberLifecycle(t *testing.T) {
 		e.fails(e.admin, mbrUpdateQ, map[string]any{"in": map[string]any{"id": id, "name": "back"}}, "NOT_FOUND")
 
 		// Every change is in the log, by the admin key, about the member.
-		events := mbrEvents(e, e.admin, map[string]any{"targetId": id})
+		events := e.events(e.admin, map[string]any{"targetId": id})
 		var actions []string
 		for _, ev := range events {
-			actions = append(actions, ev.action)
-			if ev.actor != adminID || ev.target != id {
-				t.Errorf("event %s: actor %q target %q, want %s and %s", ev.action, ev.actor, ev.target, adminID, id)
+			actions = append(actions, ev.Action)
+			if ev.Actor != adminID || ev.Target != id {
+				t.Errorf("event %s: actor %q target %q, want %s and %s", ev.Action, ev.Actor, ev.Target, adminID, id)
 			}
 		}
 		if want := []string{"member.add", "member.update", "member.update", "member.remove"}; !slices.Equal(actions, want) {
@@ -300,7 +216,7 @@ func TestMemberLifecycle(t *testing.T) {
 			{"remove a malformed id", mbrRemoveQ, map[string]any{"id": "nope"}, "id"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				e := mbrSub(e, t)
+				e := e.sub(t)
 				mbrWant(t, e.gql(e.admin, tc.query, tc.vars), "BAD_USER_INPUT", "field", tc.field)
 			})
 		}
@@ -332,7 +248,7 @@ func TestMemberEmails(t *testing.T) {
 			{"two ats", "a@b@example.com"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				e := mbrSub(e, t)
+				e := e.sub(t)
 				r := e.gql(e.admin, mbrAddQ, map[string]any{"in": map[string]any{"email": tc.email, "role": "VIEWER"}})
 				mbrWant(t, r, "BAD_USER_INPUT", "field", "email")
 			})
@@ -457,7 +373,7 @@ func TestLastOwnerStays(t *testing.T) {
 					t.Fatalf("round %d: unexpected outcomes %v", round, codes)
 				}
 			}
-			owners := e.db.Count(t, "members", "role = ? AND removed_at IS NULL AND (id = ? OR id = ?)", "OWNER", mbrUUID(t, ids.Member, a), mbrUUID(t, ids.Member, b))
+			owners := e.db.Count(t, "members", "role = ? AND removed_at IS NULL AND (id = ? OR id = ?)", "OWNER", uuidOf(t, ids.Member, a).String(), uuidOf(t, ids.Member, b).String())
 			if wins > 1 || owners < 1 || owners != int64(2-wins) {
 				t.Fatalf("round %d: outcomes %v left %d owners", round, codes, owners)
 			}
@@ -498,7 +414,7 @@ func TestRemoveMemberRevokesPersonalKeys(t *testing.T) {
 		if n := e.db.Count(t, "api_keys", "owner_id IS NOT NULL AND revoked_at IS NOT NULL"); n != 2 {
 			t.Fatalf("%d revoked personal keys, want 2", n)
 		}
-		if n := e.db.Count(t, "api_keys", "owner_id = ?", mbrUUID(t, ids.Member, member)); n != 2 {
+		if n := e.db.Count(t, "api_keys", "owner_id = ?", uuidOf(t, ids.Member, member).String()); n != 2 {
 			t.Fatalf("%d key rows of the removed member, want the 2 kept", n)
 		}
 		if n := e.db.Count(t, "api_keys", "revoked_at IS NULL"); n != 3 {
@@ -595,15 +511,15 @@ func TestPersonalKeyScopesFollowRole(t *testing.T) {
 
 		// Member.apiKeys lists exactly the member's keys, by pages.
 		all := []string{vKey, vKey2}
-		p := mbrReadPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": viewer, "first": 1}), "node.apiKeys")
+		p := readPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": viewer, "first": 1}), "node.apiKeys")
 		if p.total != 2 || !slices.Equal(p.ids, all[:1]) || !p.hasNext || p.hasPrev {
 			t.Fatalf("first page of the viewer's keys: %+v, want %v", p, all[:1])
 		}
-		p = mbrReadPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": viewer, "first": 1, "after": p.end}), "node.apiKeys")
+		p = readPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": viewer, "first": 1, "after": p.end}), "node.apiKeys")
 		if p.total != 2 || !slices.Equal(p.ids, all[1:]) || p.hasNext || !p.hasPrev {
 			t.Fatalf("second page of the viewer's keys: %+v, want %v", p, all[1:])
 		}
-		p = mbrReadPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": viewer}), "node.apiKeys")
+		p = readPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": viewer}), "node.apiKeys")
 		if p.total != 2 || !slices.Equal(p.ids, all) {
 			t.Fatalf("the viewer's keys: %+v, want %v", p, all)
 		}
@@ -613,7 +529,7 @@ func TestPersonalKeyScopesFollowRole(t *testing.T) {
 				t.Fatalf("a listed key's owner is not the member: %s", r.Raw)
 			}
 		}
-		if p := mbrReadPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": mbrAdd(e, e.admin, "nokeys@example.com", "", "ADMIN")}), "node.apiKeys"); p.total != 0 || len(p.ids) != 0 || p.hasNext {
+		if p := readPage(t, e.ok(e.admin, mbrMemberKeysQ, map[string]any{"id": mbrAdd(e, e.admin, "nokeys@example.com", "", "ADMIN")}), "node.apiKeys"); p.total != 0 || len(p.ids) != 0 || p.hasNext {
 			t.Fatalf("a member without keys: %+v", p)
 		}
 
@@ -635,7 +551,7 @@ func TestPersonalKeyScopesFollowRole(t *testing.T) {
 			{"removed member", gone, "NOT_FOUND", ""},
 		} {
 			t.Run("ownerId "+tc.name, func(t *testing.T) {
-				e := mbrSub(e, t)
+				e := e.sub(t)
 				r := e.gql(e.admin, mbrCreateKeyQ, map[string]any{"in": map[string]any{"name": "x", "ownerId": tc.owner}})
 				if tc.field != "" {
 					mbrWant(t, r, tc.code, "field", tc.field)
@@ -748,12 +664,12 @@ func TestMembersListing(t *testing.T) {
 			{"nothing matches", map[string]any{"search": "nobody"}, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				e := mbrSub(e, t)
+				e := e.sub(t)
 				vars := map[string]any{"first": 100}
 				if tc.filter != nil {
 					vars["filter"] = tc.filter
 				}
-				p := mbrReadPage(t, e.ok(e.admin, mbrListQ, vars), "team.members")
+				p := readPage(t, e.ok(e.admin, mbrListQ, vars), "team.members")
 				if !slices.Equal(p.ids, tc.want) || p.total != len(tc.want) {
 					t.Fatalf("lists %v (totalCount %d), want %v", p.ids, p.total, tc.want)
 				}
@@ -768,7 +684,7 @@ func TestMembersListing(t *testing.T) {
 			if page > 5 {
 				t.Fatalf("still paging forward after %d pages", page-1)
 			}
-			p := mbrReadPage(t, e.ok(e.admin, mbrListQ, vars), "team.members")
+			p := readPage(t, e.ok(e.admin, mbrListQ, vars), "team.members")
 			if p.total != 25 || p.hasPrev != (page > 1) {
 				t.Fatalf("forward page %d: totalCount %d, hasPreviousPage %v", page, p.total, p.hasPrev)
 			}
@@ -792,15 +708,15 @@ func TestMembersListing(t *testing.T) {
 			{all[5:15], true, true},
 			{all[0:5], false, true},
 		} {
-			p := mbrReadPage(t, e.ok(e.admin, mbrListQ, vars), "team.members")
+			p := readPage(t, e.ok(e.admin, mbrListQ, vars), "team.members")
 			if !slices.Equal(p.ids, want.ids) || p.hasPrev != want.hasPrev || p.hasNext != want.hasNext || p.total != 25 {
 				t.Fatalf("backward page %d: %+v, want %v hasPrev %v hasNext %v", i+1, p, want.ids, want.hasPrev, want.hasNext)
 			}
 			vars = map[string]any{"last": 10, "before": p.start}
 		}
 		// A filtered list pages too.
-		p := mbrReadPage(t, e.ok(e.admin, mbrListQ, map[string]any{"first": 2, "filter": map[string]any{"role": "DEVELOPER"}}), "team.members")
-		p2 := mbrReadPage(t, e.ok(e.admin, mbrListQ, map[string]any{"first": 10, "after": p.end, "filter": map[string]any{"role": "DEVELOPER"}}), "team.members")
+		p := readPage(t, e.ok(e.admin, mbrListQ, map[string]any{"first": 2, "filter": map[string]any{"role": "DEVELOPER"}}), "team.members")
+		p2 := readPage(t, e.ok(e.admin, mbrListQ, map[string]any{"first": 10, "after": p.end, "filter": map[string]any{"role": "DEVELOPER"}}), "team.members")
 		if !slices.Equal(append(p.ids, p2.ids...), pick(2, 6, 10, 14, 18, 22)) || p.total != 6 || !p.hasNext || p2.hasNext {
 			t.Fatalf("filtered pages %v then %v", p.ids, p2.ids)
 		}
@@ -975,7 +891,7 @@ func TestMembersAcrossTeams(t *testing.T) {
 			}},
 		} {
 			t.Run(op.name, func(t *testing.T) {
-				e := mbrSub(e, t)
+				e := e.sub(t)
 				foreign := e.gql(e.admin, op.query, op.vars(theirs))
 				absent := e.gql(e.admin, op.query, op.vars(unknown))
 				mbrWant(t, foreign, "NOT_FOUND", "", "")
@@ -993,13 +909,13 @@ func TestMembersAcrossTeams(t *testing.T) {
 		if r := e.ok(e.admin, mbrNodeQ, map[string]any{"id": theirs}); r.get("node") != nil {
 			t.Fatalf("node of another team's member: %s", r.Raw)
 		}
-		if r := e.ok(e.admin, `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": []string{theirs, mine}}); r.list("nodes")[0] != nil || mbrIDs(r, "nodes")[1] != mine {
+		if r := e.ok(e.admin, `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": []string{theirs, mine}}); r.list("nodes")[0] != nil || pluck(r.list("nodes"), "id")[1] != mine {
 			t.Fatalf("nodes across teams: %s", r.Raw)
 		}
-		if p := mbrReadPage(t, e.ok(e.admin, mbrListQ, nil), "team.members"); p.total != 1 || !slices.Equal(p.ids, []string{mine}) {
+		if p := readPage(t, e.ok(e.admin, mbrListQ, nil), "team.members"); p.total != 1 || !slices.Equal(p.ids, []string{mine}) {
 			t.Fatalf("team.members lists %v (total %d), want only [%s]", p.ids, p.total, mine)
 		}
-		if p := mbrReadPage(t, e.ok(e.admin, mbrListQ, map[string]any{"filter": map[string]any{"search": "theirs"}}), "team.members"); p.total != 0 {
+		if p := readPage(t, e.ok(e.admin, mbrListQ, map[string]any{"filter": map[string]any{"search": "theirs"}}), "team.members"); p.total != 0 {
 			t.Fatalf("search found another team's member: %v", p.ids)
 		}
 		if n := e.db.Count(t, "api_keys", ""); n != keysBefore {
@@ -1023,7 +939,7 @@ func TestMemberScopes(t *testing.T) {
 		_, devices := e.newKey(e.admin, "devices only", "DEVICES_READ", "API_KEYS_READ")
 
 		// MEMBERS_READ reads members, and changes none.
-		if p := mbrReadPage(t, e.ok(reader, mbrListQ, nil), "team.members"); p.total != 1 {
+		if p := readPage(t, e.ok(reader, mbrListQ, nil), "team.members"); p.total != 1 {
 			t.Fatalf("MEMBERS_READ lists %d members", p.total)
 		}
 		if r := e.ok(reader, mbrNodeQ, map[string]any{"id": id}); r.str("node.email") != "ada@example.com" {

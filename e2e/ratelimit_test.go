@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,32 +33,8 @@ const (
 	rlReqPrefix = "keyplane:rate:req:" // internal/app: the request buckets in Redis
 )
 
-// rlGQL posts an operation with a Bearer credential ("" sends none) and
-// extra headers, such as X-Forwarded-For.
-func rlGQL(e *env, key, query string, vars map[string]any, extra map[string]string) *response {
-	e.t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	header := map[string]string{"Content-Type": "application/json"}
-	if key != "" {
-		header["Authorization"] = "Bearer " + key
-	}
-	for k, v := range extra {
-		header[k] = v
-	}
-	return e.request(http.MethodPost, "/graphql", bytes.NewReader(body), header)
-}
-
 // rlFrom returns the header of a request forwarded for addr.
 func rlFrom(addr string) map[string]string { return map[string]string{"X-Forwarded-For": addr} }
-
-// rlReason returns the reason of the first error, or "".
-func rlReason(r *response) string {
-	if len(r.Errors) == 0 {
-		return ""
-	}
-	s, _ := r.Errors[0].Extensions["reason"].(string)
-	return s
-}
 
 // rlWant200 fails unless the response is a success.
 func rlWant200(t *testing.T, what string, r *response) {
@@ -73,7 +47,7 @@ func rlWant200(t *testing.T, what string, r *response) {
 // rlWant401 fails unless the response is a 401 with the reason.
 func rlWant401(t *testing.T, what string, r *response, reason string) {
 	t.Helper()
-	if r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED" || rlReason(r) != reason {
+	if r.Status != http.StatusUnauthorized || r.code() != "UNAUTHENTICATED" || r.ext("reason") != reason {
 		t.Fatalf("%s: want 401 UNAUTHENTICATED %s, got %d: %s", what, reason, r.Status, r.Raw)
 	}
 }
@@ -112,16 +86,6 @@ func rlForge(t *testing.T, kind credential.Kind, id uuid.UUID) string {
 		t.Fatal(err)
 	}
 	return issued.Token
-}
-
-// rlKeyUUID returns the internal id of an API key's global id.
-func rlKeyUUID(t *testing.T, id string) uuid.UUID {
-	t.Helper()
-	u, err := ids.DecodeAs(ids.APIKey, id)
-	if err != nil {
-		t.Fatalf("decode %q: %v", id, err)
-	}
-	return u
 }
 
 // rlLoad reads a configuration through config.Load from the variables
@@ -258,7 +222,7 @@ func TestFailedCredentialsPerAddress(t *testing.T) {
 			bad := []string{
 				"kp_nope", // malformed: refused without the database
 				rlUnknownKey(t),
-				rlForge(t, credential.APIKey, rlKeyUUID(t, adminID)), // the admin key's id, a wrong secret
+				rlForge(t, credential.APIKey, uuidOf(t, ids.APIKey, adminID)), // the admin key's id, a wrong secret
 			}
 			for i, key := range bad {
 				rlWant401(t, fmt.Sprintf("bad credential %d", i+1), e.gql(key, rlViewer, nil), "INVALID")
@@ -274,7 +238,7 @@ func TestFailedCredentialsPerAddress(t *testing.T) {
 				t.Errorf("the refused request ran %d SQL statements; the failure limit must be checked before any database work", after-before)
 			}
 			// The refusal is not a failure of the key: no 401, no reason.
-			if rlReason(r) != "" || r.Header.Get("WWW-Authenticate") != "" {
+			if r.ext("reason") != "" || r.Header.Get("WWW-Authenticate") != "" {
 				t.Errorf("a rate-limited request answers like a bad credential: %v %s", r.Header, r.Raw)
 			}
 		})
@@ -283,27 +247,24 @@ func TestFailedCredentialsPerAddress(t *testing.T) {
 			e := newEnv(t, d, failures, rlTrustLoopback(t))
 			blocked, other := rlFrom("203.0.113.9"), rlFrom("203.0.113.10")
 			for i := range 3 {
-				rlWant401(t, fmt.Sprintf("bad credential %d from .9", i+1), rlGQL(e, rlUnknownKey(t), rlViewer, nil, blocked), "INVALID")
+				rlWant401(t, fmt.Sprintf("bad credential %d from .9", i+1), e.gqlWith(rlUnknownKey(t), rlViewer, nil, blocked), "INVALID")
 			}
-			rlWant429(t, "bad credential 4 from .9", rlGQL(e, rlUnknownKey(t), rlViewer, nil, blocked), 1, 10)
+			rlWant429(t, "bad credential 4 from .9", e.gqlWith(rlUnknownKey(t), rlViewer, nil, blocked), 1, 10)
 			// The other forwarded address has its own budget...
-			rlWant401(t, "bad credential from .10", rlGQL(e, rlUnknownKey(t), rlViewer, nil, other), "INVALID")
-			rlWant200(t, "the admin key from .10", rlGQL(e, e.admin, rlViewer, nil, other))
+			rlWant401(t, "bad credential from .10", e.gqlWith(rlUnknownKey(t), rlViewer, nil, other), "INVALID")
+			rlWant200(t, "the admin key from .10", e.gqlWith(e.admin, rlViewer, nil, other))
 			// ...while the spent one refuses even the valid key, and so
 			// does nothing of the proxy's own address.
-			rlWant429(t, "the admin key from .9", rlGQL(e, e.admin, rlViewer, nil, blocked), 1, 10)
+			rlWant429(t, "the admin key from .9", e.gqlWith(e.admin, rlViewer, nil, blocked), 1, 10)
 			rlWant200(t, "the admin key from the proxy itself", e.gql(e.admin, rlViewer, nil))
 		})
 
 		t.Run("enrollment keys", func(t *testing.T) {
 			e := newEnv(t, d, failures, rlTrustLoopback(t))
 			ekID, ek := devNewEnrollmentKey(e, e.admin, map[string]any{"reusable": true})
-			ekUUID, err := ids.DecodeAs(ids.EnrollmentKey, ekID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ekUUID := uuidOf(t, ids.EnrollmentKey, ekID)
 			enroll := func(from map[string]string, key, serial string) *response {
-				return rlGQL(e, "", devEnroll, map[string]any{"in": map[string]any{"enrollmentKey": key, "serialNumber": serial}}, from)
+				return e.gqlWith("", devEnroll, map[string]any{"in": map[string]any{"enrollmentKey": key, "serialNumber": serial}}, from)
 			}
 			guesses := []string{
 				"kpe_garbage", // malformed
@@ -316,7 +277,7 @@ func TestFailedCredentialsPerAddress(t *testing.T) {
 			guesser := rlFrom("203.0.113.20")
 			for i, g := range guesses {
 				r := enroll(guesser, g, fmt.Sprintf("SN-G%d", i))
-				if r.code() != "UNAUTHENTICATED" || rlReason(r) != "INVALID" {
+				if r.code() != "UNAUTHENTICATED" || r.ext("reason") != "INVALID" {
 					t.Fatalf("guess %d: want UNAUTHENTICATED INVALID, got %d: %s", i+1, r.Status, r.Raw)
 				}
 			}
@@ -333,13 +294,13 @@ func TestFailedCredentialsPerAddress(t *testing.T) {
 				t.Fatal("a rate-limited enrollment created a device")
 			}
 			// ...and the budget is the same one the Authorization header spends.
-			rlWant429(t, "a bad Bearer after enrollment guesses", rlGQL(e, rlUnknownKey(t), rlViewer, nil, guesser), 1, 10)
+			rlWant429(t, "a bad Bearer after enrollment guesses", e.gqlWith(rlUnknownKey(t), rlViewer, nil, guesser), 1, 10)
 
 			// The other way round: bad Bearer credentials spend the budget
 			// that enrollDevice checks.
 			mixed := rlFrom("203.0.113.21")
-			rlWant401(t, "bad Bearer 1 from .21", rlGQL(e, rlUnknownKey(t), rlViewer, nil, mixed), "INVALID")
-			rlWant401(t, "bad Bearer 2 from .21", rlGQL(e, "kp_nope", rlViewer, nil, mixed), "INVALID")
+			rlWant401(t, "bad Bearer 1 from .21", e.gqlWith(rlUnknownKey(t), rlViewer, nil, mixed), "INVALID")
+			rlWant401(t, "bad Bearer 2 from .21", e.gqlWith("kp_nope", rlViewer, nil, mixed), "INVALID")
 			if r := enroll(mixed, guesses[1], "SN-G9"); r.code() != "UNAUTHENTICATED" {
 				t.Fatalf("guess 3 from .21: %s", r.Raw)
 			}
@@ -358,7 +319,7 @@ func TestFailedCredentialsPerAddress(t *testing.T) {
 				fmt.Fprintf(&batch, " g%d: enrollDevice(input: {enrollmentKey: %q, serialNumber: \"SN-B%d\"}) { token }", i, rlForge(t, credential.EnrollmentKey, ekUUID), i)
 			}
 			batch.WriteString(" }")
-			r = rlGQL(e, "", batch.String(), nil, rlFrom("203.0.113.23"))
+			r = e.gqlWith("", batch.String(), nil, rlFrom("203.0.113.23"))
 			codes := map[string]int{}
 			for _, err := range r.Errors {
 				codes[err.code()]++
@@ -444,7 +405,7 @@ func TestTrustedProxies(t *testing.T) {
 				from := rlFrom(tc.xff)
 
 				// The allowlist sees the resolved address.
-				r := rlGQL(e, officeKey, rlViewer, nil, from)
+				r := e.gqlWith(officeKey, rlViewer, nil, from)
 				if strings.HasPrefix(tc.want, "203.0.113.") {
 					rlWant200(t, "the office key", r)
 				} else {
@@ -452,10 +413,10 @@ func TestTrustedProxies(t *testing.T) {
 				}
 				// Nobody resolves to 198.51.100.1: a client cannot forge its
 				// way in by writing an address on the left.
-				rlWant401(t, "the key allowed only from the forged address", rlGQL(e, forgedKey, rlViewer, nil, from), "IP_NOT_ALLOWED")
+				rlWant401(t, "the key allowed only from the forged address", e.gqlWith(forgedKey, rlViewer, nil, from), "IP_NOT_ALLOWED")
 
 				// So do the audit log and the last-use record.
-				u := rlGQL(e, probe, updateKey, map[string]any{"in": map[string]any{"id": probeID, "description": "probed"}}, from)
+				u := e.gqlWith(probe, updateKey, map[string]any{"in": map[string]any{"id": probeID, "description": "probed"}}, from)
 				rlWant200(t, "a mutation through the proxy", u)
 				e.flushUsage()
 				events := e.ok(e.admin, `query($f: AuditEventFilter) { team { auditEvents(first: 10, filter: $f) { nodes { ip } } } }`,
@@ -540,9 +501,9 @@ func TestRateLimitsSharedThroughRedis(t *testing.T) {
 		b := startEnv(t, database, shared)
 		keyID, key := a.newKey(a.admin, "shared")
 		adminID := a.ok(a.admin, rlViewer, nil).str("viewer.id")
-		bucket := rlReqPrefix + "key:" + rlKeyUUID(t, keyID).String()
+		bucket := rlReqPrefix + "key:" + uuidOf(t, ids.APIKey, keyID).String()
 		t.Cleanup(func() {
-			client.Del(context.Background(), bucket, rlReqPrefix+"key:"+rlKeyUUID(t, adminID).String())
+			client.Del(context.Background(), bucket, rlReqPrefix+"key:"+uuidOf(t, ids.APIKey, adminID).String())
 		})
 
 		rlWant200(t, "request 1 on A", a.gql(key, rlViewer, nil))
@@ -586,7 +547,7 @@ func TestRevocationIsImmediateAcrossServers(t *testing.T) {
 		beat := func(what, token string, status int, reason string) {
 			t.Helper()
 			r := b.gql(token, devHeartbeat, map[string]any{"fw": "2.0"})
-			if r.Status != status || rlReason(r) != reason || (status == http.StatusOK && len(r.Errors) > 0) {
+			if r.Status != status || r.ext("reason") != reason || (status == http.StatusOK && len(r.Errors) > 0) {
 				t.Fatalf("%s on server B: want %d %q, got %d: %s", what, status, reason, r.Status, r.Raw)
 			}
 		}

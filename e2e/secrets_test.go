@@ -29,11 +29,7 @@ func secSecretPart(t *testing.T, token string) string {
 func secAlter(t *testing.T, token string) string {
 	t.Helper()
 	i := len(token) - len(secSecretPart(t, token)) + 7
-	c := byte('A')
-	if token[i] == 'A' {
-		c = 'B'
-	}
-	return token[:i] + string(c) + token[i+1:]
+	return token[:i] + flip(token[i]) + token[i+1:]
 }
 
 func TestSecretsNeverLogged(t *testing.T) {
