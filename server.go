@@ -191,9 +191,9 @@ func serve(args []string, stderr io.Writer) int {
 	go func() { errs <- srv.ListenAndServe() }()
 	log.Info("serving", "addr", cfg.ListenAddr, "dialect", st.Dialect(), "playground", cfg.Playground, "version", version)
 	if cfg.PprofAddr != "" {
-		debug := &http.Server{Addr: cfg.PprofAddr, Handler: httpapi.NewDebugHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { errs <- debug.ListenAndServe() }()
-		defer debug.Close()
+		pprofServer := &http.Server{Addr: cfg.PprofAddr, Handler: httpapi.NewDebugHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { errs <- pprofServer.ListenAndServe() }()
+		defer pprofServer.Close()
 		log.Info("serving pprof", "addr", cfg.PprofAddr)
 	}
 

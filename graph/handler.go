@@ -14,7 +14,8 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-// Options tune the GraphQL endpoint. Zero limits take the defaults.
+// Options tune the GraphQL endpoint. The limits and OnlineWindow are taken
+// as given and must be positive; internal/config holds their defaults.
 type Options struct {
 	// Introspection allows __schema and __type, and field suggestions in
 	// validation errors.
@@ -35,10 +36,6 @@ type Options struct {
 // query cache, automatic persisted queries, the cost limit, and error
 // handling that never leaks internals.
 func NewHandler(s *store.Store, o Options) *handler.Server {
-	o.MaxCost = or(o.MaxCost, DefaultMaxCost)
-	o.MaxDepth = or(o.MaxDepth, DefaultMaxDepth)
-	o.MaxAliases = or(o.MaxAliases, DefaultMaxAliases)
-	o.MaxTokens = or(o.MaxTokens, DefaultMaxTokens)
 	cfg := generated.Config{Resolvers: NewResolver(s, o.OnlineWindow), Directives: Directives()}
 	setCosts(&cfg.Complexity)
 	srv := handler.New(generated.NewExecutableSchema(cfg))
@@ -60,11 +57,4 @@ func NewHandler(s *store.Store, o Options) *handler.Server {
 	srv.SetRecoverFunc(Recover(o.Logger))
 	srv.AroundOperations(withRowCache)
 	return srv
-}
-
-func or(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }

@@ -19,14 +19,6 @@ func init() {
 	errcode.RegisterErrorType("COMPLEXITY_LIMIT_EXCEEDED", errcode.KindProtocol)
 }
 
-// Default query limits of the contract.
-const (
-	DefaultMaxDepth   = 12
-	DefaultMaxAliases = 30
-	DefaultMaxCost    = 10000
-	DefaultMaxTokens  = 5000
-)
-
 // queryLimits refuses, before anything runs, a query nested deeper than
 // maxDepth or with more than maxAliases aliases: the shapes a crafted query
 // uses to make a small request cost a lot. Fragments count where they are

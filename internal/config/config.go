@@ -15,6 +15,30 @@ import (
 	"github.com/keyplane/keyplane/db"
 )
 
+// The defaults, each written here and nowhere else: the packages that use
+// these settings take the value they are given, and Load is what fills in
+// one that is not set.
+const (
+	DefaultListenAddr         = ":8080"
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "text"
+	DefaultUsageFlushInterval = 2 * time.Second
+	DefaultDeviceOnlineWindow = 5 * time.Minute
+
+	// Limits on one request: the body (1 MiB), then the query's nesting,
+	// aliases, cost and lexical tokens.
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxDepth     = 12
+	DefaultMaxAliases   = 30
+	DefaultMaxCost      = 10000
+	DefaultMaxTokens    = 5000
+
+	DefaultRateLimitRPS     = 100
+	DefaultRateLimitBurst   = 200
+	DefaultAuthFailureRPS   = 10
+	DefaultAuthFailureBurst = 50
+)
+
 // Config is every setting the server reads.
 type Config struct {
 	DatabaseURL string
@@ -60,9 +84,10 @@ func (e *Error) Error() string { return e.Var + ": " + e.Problem }
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:        or(getenv("DATABASE_URL"), db.DefaultURL),
-		ListenAddr:         or(getenv("LISTEN_ADDR"), ":8080"),
-		LogFormat:          strings.ToLower(or(getenv("LOG_FORMAT"), "text")),
-		UsageFlushInterval: 2 * time.Second,
+		ListenAddr:         or(getenv("LISTEN_ADDR"), DefaultListenAddr),
+		LogFormat:          strings.ToLower(or(getenv("LOG_FORMAT"), DefaultLogFormat)),
+		UsageFlushInterval: DefaultUsageFlushInterval,
+		DeviceOnlineWindow: DefaultDeviceOnlineWindow,
 	}
 	if _, err := db.Parse(c.DatabaseURL); err != nil {
 		return c, &Error{"DATABASE_URL", err.Error()}
@@ -82,7 +107,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Introspection, err = boolVar(getenv, "KEYPLANE_INTROSPECTION", true); err != nil {
 		return c, err
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
+	if err := c.LogLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), DefaultLogLevel))); err != nil {
 		return c, &Error{"LOG_LEVEL", "want debug, info, warn or error"}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -91,9 +116,10 @@ func Load(getenv func(string) string) (Config, error) {
 	if err := c.loadLimits(getenv); err != nil {
 		return c, err
 	}
-	window := or(getenv("KEYPLANE_DEVICE_ONLINE_WINDOW"), "5m")
-	if c.DeviceOnlineWindow, err = time.ParseDuration(window); err != nil || c.DeviceOnlineWindow <= 0 {
-		return c, &Error{"KEYPLANE_DEVICE_ONLINE_WINDOW", fmt.Sprintf("%q is not a positive duration such as 5m or 90s", window)}
+	if window := getenv("KEYPLANE_DEVICE_ONLINE_WINDOW"); window != "" {
+		if c.DeviceOnlineWindow, err = time.ParseDuration(window); err != nil || c.DeviceOnlineWindow <= 0 {
+			return c, &Error{"KEYPLANE_DEVICE_ONLINE_WINDOW", fmt.Sprintf("%q is not a positive duration such as 5m or 90s", window)}
+		}
 	}
 	return c, nil
 }
@@ -136,12 +162,12 @@ func (c *Config) loadLimits(getenv func(string) string) error {
 		def  int
 		into *int
 	}{
-		{"KEYPLANE_MAX_DEPTH", 12, &c.MaxDepth},
-		{"KEYPLANE_MAX_ALIASES", 30, &c.MaxAliases},
-		{"KEYPLANE_MAX_COST", 10000, &c.MaxCost},
-		{"KEYPLANE_MAX_TOKENS", 5000, &c.MaxTokens},
-		{"KEYPLANE_RATE_LIMIT_BURST", 200, &c.RateLimitBurst},
-		{"KEYPLANE_AUTH_FAILURE_BURST", 50, &c.AuthFailureBurst},
+		{"KEYPLANE_MAX_DEPTH", DefaultMaxDepth, &c.MaxDepth},
+		{"KEYPLANE_MAX_ALIASES", DefaultMaxAliases, &c.MaxAliases},
+		{"KEYPLANE_MAX_COST", DefaultMaxCost, &c.MaxCost},
+		{"KEYPLANE_MAX_TOKENS", DefaultMaxTokens, &c.MaxTokens},
+		{"KEYPLANE_RATE_LIMIT_BURST", DefaultRateLimitBurst, &c.RateLimitBurst},
+		{"KEYPLANE_AUTH_FAILURE_BURST", DefaultAuthFailureBurst, &c.AuthFailureBurst},
 	}
 	for _, v := range ints {
 		n, err := intVar(getenv, v.name, v.def)
@@ -150,15 +176,15 @@ func (c *Config) loadLimits(getenv func(string) string) error {
 		}
 		*v.into = n
 	}
-	body, err := intVar(getenv, "KEYPLANE_MAX_BODY_BYTES", 1<<20)
+	body, err := intVar(getenv, "KEYPLANE_MAX_BODY_BYTES", DefaultMaxBodyBytes)
 	if err != nil {
 		return err
 	}
 	c.MaxBodyBytes = int64(body)
-	if c.RateLimitRPS, err = rateVar(getenv, "KEYPLANE_RATE_LIMIT_RPS", 100); err != nil {
+	if c.RateLimitRPS, err = rateVar(getenv, "KEYPLANE_RATE_LIMIT_RPS", DefaultRateLimitRPS); err != nil {
 		return err
 	}
-	if c.AuthFailureRPS, err = rateVar(getenv, "KEYPLANE_AUTH_FAILURE_RPS", 10); err != nil {
+	if c.AuthFailureRPS, err = rateVar(getenv, "KEYPLANE_AUTH_FAILURE_RPS", DefaultAuthFailureRPS); err != nil {
 		return err
 	}
 	for _, cidr := range strings.Split(getenv("KEYPLANE_TRUSTED_PROXIES"), ",") {

@@ -103,19 +103,19 @@ func requireJSON(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody refuses a body over max bytes with 413, before anything parses it.
-func limitBody(max int64) func(http.Handler) http.Handler {
+// limitBody refuses a body over maxBytes with 413, before anything parses it.
+func limitBody(maxBytes int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > max {
-				writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", max), nil)
+			if r.ContentLength > maxBytes {
+				writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", maxBytes), nil)
 				return
 			}
 			if r.Body != nil && r.Body != http.NoBody {
-				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 				var tooLarge *http.MaxBytesError
 				if errors.As(err, &tooLarge) {
-					writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", max), nil)
+					writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", maxBytes), nil)
 					return
 				}
 				if err != nil {
@@ -241,16 +241,16 @@ func tooMany(w http.ResponseWriter, wait time.Duration, message string) {
 // with more than one credential header, where a proxy and this server might
 // not pick the same one.
 func credentialOf(r *http.Request) (string, bool) {
-	auth, key := r.Header.Values("Authorization"), r.Header.Values("X-Api-Key")
+	authorization, apiKey := r.Header.Values("Authorization"), r.Header.Values("X-Api-Key")
 	switch {
-	case len(auth)+len(key) == 0:
+	case len(authorization)+len(apiKey) == 0:
 		return "", false
-	case len(auth)+len(key) > 1:
+	case len(authorization)+len(apiKey) > 1:
 		return "", true
-	case len(key) == 1:
-		return strings.TrimSpace(key[0]), true
+	case len(apiKey) == 1:
+		return strings.TrimSpace(apiKey[0]), true
 	}
-	scheme, token, ok := strings.Cut(auth[0], " ")
+	scheme, token, ok := strings.Cut(authorization[0], " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", true
 	}

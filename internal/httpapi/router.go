@@ -18,9 +18,6 @@ import (
 	"github.com/keyplane/keyplane/internal/auth"
 )
 
-// DefaultMaxBodyBytes is the largest request body accepted (1 MiB).
-const DefaultMaxBodyBytes = 1 << 20
-
 // Authenticator turns a presented credential into a principal.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string, client auth.Client) (*auth.Principal, error)
@@ -39,17 +36,16 @@ type Options struct {
 	Logger        *slog.Logger
 	Registry      *prometheus.Registry
 	Playground    bool
-	MaxBodyBytes  int64
-	Limits        Limits
+	// MaxBodyBytes is the largest request body accepted. It is taken as
+	// given and must be positive; internal/config holds its default.
+	MaxBodyBytes int64
+	Limits       Limits
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 }
 
 // NewRouter returns the whole HTTP surface of the contract.
 func NewRouter(o Options) http.Handler {
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
-	}
 	m := newMetrics(o.Registry)
 	mux := http.NewServeMux()
 

@@ -13,9 +13,6 @@ import (
 	"github.com/keyplane/keyplane/internal/store"
 )
 
-// DefaultInterval is how often pending usage is written.
-const DefaultInterval = 2 * time.Second
-
 // Recorder batches key usage. The zero value is not usable; call New.
 type Recorder struct {
 	store    *store.Store
@@ -27,11 +24,9 @@ type Recorder struct {
 }
 
 // New returns a Recorder that writes through s every interval once Run is
-// running.
+// running. interval is taken as given and must be positive; internal/config
+// holds its default.
 func New(s *store.Store, log *slog.Logger, interval time.Duration) *Recorder {
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
 	return &Recorder{store: s, log: log, interval: interval, pending: make(map[uuid.UUID]store.KeyUsage)}
 }
 
