@@ -298,7 +298,7 @@ MED_TPUT=$(median <<<"$TPUT_RATIOS")
 MED_P99=$(median <<<"$P99_RATIOS")
 printf '  median: throughput ratio %s, p99 ratio %s\n' "$MED_TPUT" "$MED_P99"
 
-# The cursor of row DEEP_ROW, as store.EncodeCursor makes it:
+# The cursor of row DEEP_ROW, as model.EncodeCursor makes it:
 # base64url(0x01 || the 16 bytes of the id), without padding.
 DEEP_ROW_USED=$DEEP_ROW
 if (( DEVICES < DEEP_ROW + 20 )); then

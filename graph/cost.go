@@ -3,14 +3,13 @@ package graph
 import (
 	"github.com/keyplane/keyplane/graph/generated"
 	"github.com/keyplane/keyplane/graph/model"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // connectionCost is the contract's cost of a connection: the page size times
 // one plus what each row selects. A request that asks for no size gets the
 // default page.
 func connectionCost(child int, first, last *int) int {
-	size := store.DefaultPageSize
+	size := model.DefaultPageSize
 	if first != nil {
 		size = *first
 	} else if last != nil {

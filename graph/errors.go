@@ -14,12 +14,14 @@ import (
 
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/requestid"
+	"github.com/keyplane/keyplane/internal/store"
 )
 
 // ErrorPresenter turns resolver errors into what the client sees: a
-// client-safe error keeps its message and gets its code; anything else is
-// logged with the request id and shown as INTERNAL with that id only, so no
-// SQL, driver text or stack ever leaves the server.
+// client-safe error keeps its message and gets its code, and so does a
+// store outcome the contract names (fromStore); anything else is logged
+// with the request id and shown as INTERNAL with that id only, so no SQL,
+// driver text or stack ever leaves the server.
 func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		var gqlErr *gqlerror.Error
@@ -38,7 +40,11 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gqlErr
 		}
 		presented := graphql.DefaultErrorPresenter(ctx, err)
-		if e, ok := apperr.As(err); ok {
+		e, ok := apperr.As(err)
+		if !ok {
+			e, ok = fromStore(err)
+		}
+		if ok {
 			presented.Message = e.Message
 			presented.Extensions = map[string]any{"code": string(e.Code)}
 			if field := e.Field; field != "" || e.Code == apperr.BadUserInput {
@@ -61,6 +67,34 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		presented.Extensions = map[string]any{"code": string(apperr.Internal), "requestId": id}
 		return presented
 	}
+}
+
+// storeCodes are the contract's codes of the store's sentinels. A conflict
+// and a lost race are both CONFLICT: the caller reads again and retries.
+var storeCodes = []struct {
+	err  error
+	code apperr.Code
+}{
+	{store.ErrNotFound, apperr.NotFound},
+	{store.ErrConflict, apperr.Conflict},
+	{store.ErrStale, apperr.Conflict},
+}
+
+// fromStore returns the client-safe form of a store sentinel in err's chain,
+// which the domain passed on as it was. The message is the store's own text
+// ("api key not found"), taken from the *store.Error alone, so that neither
+// driver text nor what wraps it reaches the client.
+func fromStore(err error) (*apperr.Error, bool) {
+	var se *store.Error
+	if !errors.As(err, &se) {
+		return nil, false
+	}
+	for _, m := range storeCodes {
+		if errors.Is(se, m.err) {
+			return &apperr.Error{Code: m.code, Message: se.Error()}, true
+		}
+	}
+	return nil, false
 }
 
 // lastField names the innermost field of a path, for input errors raised by

@@ -79,7 +79,7 @@ func (r *memberResolver) Status(ctx context.Context, obj *store.Member) (model.M
 
 // APIKeys is the batch resolver for the apiKeys field.
 func (r *memberResolver) APIKeys(ctx context.Context, objs []*store.Member, first *int, after *string) ([]*model.APIKeyConnection, error) {
-	args, err := store.NewPageArgs(first, after, nil, nil)
+	args, err := model.NewPageArgs(first, after, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +340,7 @@ func (r *teamResolver) CreatedAt(ctx context.Context, obj *store.Team) (*time.Ti
 
 // APIKeys is the resolver for the apiKeys field.
 func (r *teamResolver) APIKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter) (*model.APIKeyConnection, error) {
-	args, err := store.NewPageArgs(first, after, last, before)
+	args, err := model.NewPageArgs(first, after, last, before)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (r *teamResolver) APIKeys(ctx context.Context, obj *store.Team, first *int,
 
 // AuditEvents is the resolver for the auditEvents field.
 func (r *teamResolver) AuditEvents(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) (*model.AuditEventConnection, error) {
-	args, err := store.NewPageArgs(first, after, last, before)
+	args, err := model.NewPageArgs(first, after, last, before)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (r *teamResolver) AuditEvents(ctx context.Context, obj *store.Team, first *
 
 // Devices is the resolver for the devices field.
 func (r *teamResolver) Devices(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.DeviceFilter) (*model.DeviceConnection, error) {
-	args, err := store.NewPageArgs(first, after, last, before)
+	args, err := model.NewPageArgs(first, after, last, before)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +394,7 @@ func (r *teamResolver) Devices(ctx context.Context, obj *store.Team, first *int,
 
 // Members is the resolver for the members field.
 func (r *teamResolver) Members(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.MemberFilter) (*model.MemberConnection, error) {
-	args, err := store.NewPageArgs(first, after, last, before)
+	args, err := model.NewPageArgs(first, after, last, before)
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +412,7 @@ func (r *teamResolver) Members(ctx context.Context, obj *store.Team, first *int,
 
 // EnrollmentKeys is the resolver for the enrollmentKeys field.
 func (r *teamResolver) EnrollmentKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string) (*model.EnrollmentKeyConnection, error) {
-	args, err := store.NewPageArgs(first, after, last, before)
+	args, err := model.NewPageArgs(first, after, last, before)
 	if err != nil {
 		return nil, err
 	}

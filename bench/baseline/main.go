@@ -35,13 +35,15 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyplane/keyplane/graph/model"
+	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/credential"
 	"github.com/keyplane/keyplane/internal/ids"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 const (
-	maxBody = 1 << 20
+	// maxBody is Keyplane's default body limit.
+	maxBody = config.DefaultMaxBodyBytes
 	// pageSize is first: 20; the queries read one row more (LIMIT 21) to
 	// learn whether another page follows, as Keyplane's keyset pages do.
 	pageSize = 20
@@ -130,7 +132,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var after *uuid.UUID
 	if c := r.URL.Query().Get("after"); c != "" {
-		id, err := store.DecodeCursor("after", c)
+		id, err := model.DecodeCursor("after", c)
 		if err != nil {
 			fail(w, http.StatusBadRequest, "BAD_USER_INPUT", "after is not a cursor returned by this API")
 			return

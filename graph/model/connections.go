@@ -45,7 +45,7 @@ func (c *connection[T]) TotalCount(ctx context.Context) (int, error) {
 	return int(n), err
 }
 
-func (c *connection[T]) cursor(row *T) string { return store.EncodeCursor(c.id(row)) }
+func (c *connection[T]) cursor(row *T) string { return EncodeCursor(c.id(row)) }
 
 // edges pairs each row with its cursor, in the edge type of the schema.
 func edges[T, E any](c *connection[T], edge func(cursor string, node *T) E) []E {

@@ -5,6 +5,7 @@ package apikeys
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -212,7 +213,7 @@ func effective(ctx context.Context, tx *store.Store, k *store.APIKey) (scope.Set
 		return scope.ParseStored(k.Scopes), nil
 	}
 	var role string
-	m, err := apperr.OrNil(tx.Member(ctx, k.TeamID, *k.OwnerID))
+	m, err := store.OrNil(tx.Member(ctx, k.TeamID, *k.OwnerID))
 	if err != nil {
 		return 0, err
 	}
@@ -256,7 +257,11 @@ func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUI
 			until := now.Add(grace)
 			change.PreviousSecretHash, change.PreviousSecretExpiresAt = k.SecretHash, &until
 		}
-		if err := tx.RotateAPIKeySecret(ctx, k, change); err != nil {
+		err = tx.RotateAPIKeySecret(ctx, k, change)
+		if errors.Is(err, store.ErrStale) {
+			return nil, apperr.New(apperr.Conflict, "the key changed while it was being rotated; read it again and retry")
+		}
+		if err != nil {
 			return nil, err
 		}
 		if err := audit.Record(ctx, tx, actor.TeamID, actor, audit.APIKeyRotate, ids.Encode(ids.APIKey, id)); err != nil {
@@ -319,7 +324,7 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 	if err := actor.Need(scope.APIKeysRead); err != nil {
 		return nil, err
 	}
-	return apperr.OrNil(s.store.APIKey(ctx, actor.TeamID, id))
+	return store.OrNil(s.store.APIKey(ctx, actor.TeamID, id))
 }
 
 // ByID reads several of the caller's team's keys, for the edges that point

@@ -1,6 +1,8 @@
 // Package apperr holds the errors a client may see. Each carries a code from
-// the contract and a message written for the caller; anything else that
-// reaches the GraphQL edge is an internal error and is logged, not shown.
+// the contract and a message written for the caller. The store's sentinels
+// (store.ErrNotFound, ErrConflict, ErrStale) are not among them: the domain
+// or the GraphQL edge maps those. Anything else that reaches the edge is an
+// internal error and is logged, not shown.
 package apperr
 
 import (
@@ -45,7 +47,9 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Message == "" && t.Code == e.Code
 }
 
-// Sentinels for errors.Is, for the codes callers test for.
+// Sentinels for errors.Is, for the codes callers test for. ErrNotFound
+// matches the errors made by NotFoundf, not a row the store did not find:
+// test for that with store.ErrNotFound.
 var (
 	ErrNotFound     = &Error{Code: NotFound}
 	ErrBadUserInput = &Error{Code: BadUserInput}
@@ -79,13 +83,4 @@ func As(err error) (*Error, bool) {
 		return e, true
 	}
 	return nil, false
-}
-
-// OrNil turns a NOT_FOUND into a nil result, for lookups where absence is an
-// answer rather than a failure (node, nodes).
-func OrNil[T any](v *T, err error) (*T, error) {
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	return v, err
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/scope"
@@ -119,7 +118,7 @@ func (l *Log) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*s
 	if err := actor.Need(scope.AuditRead); err != nil {
 		return nil, err
 	}
-	return apperr.OrNil(l.store.AuditEvent(ctx, actor.TeamID, id))
+	return store.OrNil(l.store.AuditEvent(ctx, actor.TeamID, id))
 }
 
 // Change runs a mutation and its audit event in one transaction, then reads

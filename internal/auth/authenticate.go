@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/credential"
 	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
@@ -77,7 +76,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string, client C
 
 func (a *Authenticator) apiKey(ctx context.Context, parsed credential.Parsed, client Client) (*Principal, error) {
 	key, err := a.store.APIKeyForAuth(ctx, parsed.ID)
-	if errors.Is(err, apperr.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, &Failure{Reason: ReasonInvalid}
 	}
 	if err != nil {
@@ -109,7 +108,7 @@ func (a *Authenticator) apiKey(ctx context.Context, parsed credential.Parsed, cl
 
 func (a *Authenticator) device(ctx context.Context, parsed credential.Parsed) (*Principal, error) {
 	d, err := a.store.DeviceForAuth(ctx, parsed.ID)
-	if errors.Is(err, apperr.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, &Failure{Reason: ReasonInvalid}
 	}
 	if err != nil {

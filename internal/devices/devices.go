@@ -6,6 +6,7 @@ package devices
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -21,10 +22,6 @@ import (
 	"github.com/keyplane/keyplane/internal/validate"
 )
 
-// DefaultOnlineWindow is how recently a device must have been seen to be
-// ONLINE.
-const DefaultOnlineWindow = 5 * time.Minute
-
 // MaxBatch is the most devices one createDevices call registers.
 const MaxBatch = 1000
 
@@ -35,11 +32,10 @@ type Service struct {
 	Window time.Duration
 }
 
-// NewService returns a Service on s.
+// NewService returns a Service on s. window is how recently a device must
+// have been seen to be ONLINE; it is taken as given and must be positive
+// (internal/config holds its default).
 func NewService(s *store.Store, window time.Duration) *Service {
-	if window <= 0 {
-		window = DefaultOnlineWindow
-	}
 	return &Service{store: s, Window: window}
 }
 
@@ -206,7 +202,11 @@ func (s *Service) RotateToken(ctx context.Context, actor *auth.Principal, id uui
 		if token, err = withToken(&fresh); err != nil {
 			return err
 		}
-		if err := tx.ReplaceDeviceToken(ctx, d, fresh.TokenHash, store.Now()); err != nil {
+		err = tx.ReplaceDeviceToken(ctx, d, fresh.TokenHash, store.Now())
+		if errors.Is(err, store.ErrStale) {
+			return apperr.New(apperr.Conflict, "the device changed while its token was being rotated; read it again and retry")
+		}
+		if err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, actor.TeamID, actor, audit.DeviceRotateToken, ids.Encode(ids.Device, id)); err != nil {
@@ -258,7 +258,7 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 	if err := actor.Need(scope.DevicesRead); err != nil {
 		return nil, err
 	}
-	return apperr.OrNil(s.store.Device(ctx, actor.TeamID, id))
+	return store.OrNil(s.store.Device(ctx, actor.TeamID, id))
 }
 
 // ByID reads several of the caller's team's devices, for the edges that

@@ -146,7 +146,7 @@ func (s *Service) Enroll(ctx context.Context, in EnrollInput) (Issued, error) {
 		return Issued{}, refused(string(auth.ReasonInvalid))
 	}
 	key, err := s.store.EnrollmentKeyForAuth(ctx, parsed.ID)
-	if errors.Is(err, apperr.ErrNotFound) || (err == nil && !parsed.Matches(key.SecretHash)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !parsed.Matches(key.SecretHash)) {
 		guard.Failed(ctx)
 		return Issued{}, refused(string(auth.ReasonInvalid))
 	}
@@ -204,7 +204,7 @@ func (s *Service) FindKey(ctx context.Context, actor *auth.Principal, id uuid.UU
 	if err := actor.Need(scope.DevicesRead); err != nil {
 		return nil, err
 	}
-	return apperr.OrNil(s.store.EnrollmentKey(ctx, actor.TeamID, id))
+	return store.OrNil(s.store.EnrollmentKey(ctx, actor.TeamID, id))
 }
 
 // ListKeys reads one page of the caller's team's enrollment keys.

@@ -205,7 +205,7 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 	if err := actor.Need(scope.MembersRead); err != nil {
 		return nil, err
 	}
-	return apperr.OrNil(s.store.Member(ctx, actor.TeamID, id))
+	return store.OrNil(s.store.Member(ctx, actor.TeamID, id))
 }
 
 // ByID reads several of the caller's team's current members, for the edges

@@ -9,7 +9,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/keyplane/keyplane/db"
-	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/scope"
 )
 
@@ -114,7 +113,7 @@ func (s *Store) APIKeyForAuth(ctx context.Context, id uuid.UUID) (*AuthKey, erro
 		if err := r.Err(); err != nil {
 			return nil, translate(err, "api key")
 		}
-		return nil, translate(errNoRows, "api key")
+		return nil, notFound("api key")
 	}
 	var k AuthKey
 	if err := r.Scan(append(k.fields(), &k.OwnerRole)...); err != nil {
@@ -156,7 +155,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, teamID, id uuid.UUID, columns 
 	columns["version"] = gorm.Expr("version + 1")
 	res := s.with(ctx).Model(&APIKey{}).Where("id = ? AND team_id = ?", id, teamID).Updates(columns)
 	if res.Error == nil && res.RowsAffected == 0 {
-		return translate(errNoRows, "api key")
+		return notFound("api key")
 	}
 	return translate(res.Error, "api key")
 }
@@ -173,7 +172,7 @@ type SecretChange struct {
 // RotateAPIKeySecret replaces a key's secret, but only if the key is still
 // at the version the caller read and not revoked. The condition, not a row
 // lock, is what makes two concurrent rotations safe on both dialects: the
-// loser matches no row and gets CONFLICT.
+// loser matches no row and gets ErrStale.
 func (s *Store) RotateAPIKeySecret(ctx context.Context, k *APIKey, c SecretChange) error {
 	res := s.with(ctx).Model(&APIKey{}).
 		Where("id = ? AND team_id = ? AND version = ? AND revoked_at IS NULL", k.ID, k.TeamID, k.Version).
@@ -189,7 +188,7 @@ func (s *Store) RotateAPIKeySecret(ctx context.Context, k *APIKey, c SecretChang
 		return translate(res.Error, "api key")
 	}
 	if res.RowsAffected == 0 {
-		return apperr.New(apperr.Conflict, "the key changed while it was being rotated; read it again and retry")
+		return stale("api key")
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/keyplane/keyplane/db"
-	"github.com/keyplane/keyplane/internal/apperr"
 )
 
 // Device is one of a team's devices. Only a hash of its token is stored; a
@@ -98,7 +97,7 @@ func (s *Store) DevicesByID(ctx context.Context, teamID uuid.UUID, ids []uuid.UU
 }
 
 // CreateDevices inserts devices in batches; a serial number already used in
-// the team is a CONFLICT, and the caller's transaction then keeps none.
+// the team is ErrConflict, and the caller's transaction then keeps none.
 func (s *Store) CreateDevices(ctx context.Context, devices []Device) error {
 	err := s.with(ctx).CreateInBatches(devices, 200).Error
 	return translate(err, "a device with this serial number")
@@ -110,14 +109,14 @@ func (s *Store) UpdateDevice(ctx context.Context, teamID, id uuid.UUID, columns 
 	columns["version"] = gorm.Expr("version + 1")
 	res := s.with(ctx).Model(&Device{}).Where("id = ? AND team_id = ?", id, teamID).Updates(columns)
 	if res.Error == nil && res.RowsAffected == 0 {
-		return translate(errNoRows, "device")
+		return notFound("device")
 	}
 	return translate(res.Error, "device")
 }
 
 // ReplaceDeviceToken sets a device's token hash, only if the device is still
 // at the version the caller read and not revoked: of two concurrent
-// rotations, the loser gets CONFLICT.
+// rotations, the loser gets ErrStale.
 func (s *Store) ReplaceDeviceToken(ctx context.Context, d *Device, hash []byte, now time.Time) error {
 	res := s.with(ctx).Model(&Device{}).
 		Where("id = ? AND team_id = ? AND version = ? AND revoked_at IS NULL", d.ID, d.TeamID, d.Version).
@@ -126,7 +125,7 @@ func (s *Store) ReplaceDeviceToken(ctx context.Context, d *Device, hash []byte, 
 		return translate(res.Error, "device")
 	}
 	if res.RowsAffected == 0 {
-		return apperr.New(apperr.Conflict, "the device changed while its token was being rotated; read it again and retry")
+		return stale("device")
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ type MemberFilter struct {
 }
 
 // CreateMember inserts a member; a live member with the same email in the
-// team is a CONFLICT.
+// team is ErrConflict.
 func (s *Store) CreateMember(ctx context.Context, m *Member) error {
 	return translate(s.with(ctx).Create(m).Error, "a member with this email")
 }
@@ -76,7 +76,7 @@ func (s *Store) UpdateMember(ctx context.Context, teamID, id uuid.UUID, columns 
 	columns["updated_at"] = now
 	res := s.with(ctx).Model(&Member{}).Where("id = ? AND team_id = ? AND removed_at IS NULL", id, teamID).Updates(columns)
 	if res.Error == nil && res.RowsAffected == 0 {
-		return translate(errNoRows, "member")
+		return notFound("member")
 	}
 	return translate(res.Error, "member")
 }

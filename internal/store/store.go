@@ -6,8 +6,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/keyplane/keyplane/db"
-	"github.com/keyplane/keyplane/internal/apperr"
 )
 
 // Store runs queries on one connection pool, or inside one transaction.
@@ -72,9 +69,6 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the connection pool.
 func (s *Store) Close() error { return s.open.Close() }
 
-// errNoRows stands for an UPDATE that matched nothing, so translate says NOT_FOUND.
-var errNoRows = gorm.ErrRecordNotFound
-
 func (s *Store) with(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }
 
 // rows is a query's result, read a row at a time.
@@ -111,21 +105,6 @@ func (r sqlRows) Close() { _ = r.Rows.Close() }
 // Now is the store's clock: UTC, truncated to the microsecond both dialects
 // keep, so that a value written reads back equal.
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-
-// translate maps driver errors to client-safe ones. what names the object
-// for a NOT_FOUND or CONFLICT message; other errors are wrapped for the log.
-func translate(err error, what string) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		return apperr.NotFoundf("%s not found", what)
-	case errors.Is(err, gorm.ErrDuplicatedKey):
-		return apperr.New(apperr.Conflict, "%s already exists", what)
-	default:
-		return fmt.Errorf("store: %s: %w", what, err)
-	}
-}
 
 // likeEscaper escapes LIKE's wildcards (the queries say ESCAPE '\').
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

@@ -43,7 +43,7 @@ func (s *Store) HasTeams(ctx context.Context) (bool, error) {
 func (s *Store) RenameTeam(ctx context.Context, id uuid.UUID, name string, now time.Time) error {
 	res := s.with(ctx).Model(&Team{}).Where("id = ?", id).Updates(map[string]any{"name": name, "updated_at": now})
 	if res.Error == nil && res.RowsAffected == 0 {
-		return translate(errNoRows, "team")
+		return notFound("team")
 	}
 	return translate(res.Error, "team")
 }

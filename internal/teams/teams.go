@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/internal/apikeys"
-	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/audit"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ids"
@@ -42,7 +41,7 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 	if err := actor.Need(); err != nil || id != actor.TeamID {
 		return nil, err
 	}
-	return apperr.OrNil(s.store.Team(ctx, id))
+	return store.OrNil(s.store.Team(ctx, id))
 }
 
 // Rename sets the caller's team's name.

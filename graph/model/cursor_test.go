@@ -1,4 +1,4 @@
-package store_test
+package model_test
 
 import (
 	"errors"
@@ -6,13 +6,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyplane/keyplane/graph/model"
 	"github.com/keyplane/keyplane/internal/apperr"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 func TestCursorRoundTrip(t *testing.T) {
 	id := uuid.Must(uuid.NewV7())
-	got, err := store.DecodeCursor("after", store.EncodeCursor(id))
+	got, err := model.DecodeCursor("after", model.EncodeCursor(id))
 	if err != nil || got != id {
 		t.Fatalf("DecodeCursor(EncodeCursor(id)) = %v, %v", got, err)
 	}
@@ -21,7 +21,7 @@ func TestCursorRoundTrip(t *testing.T) {
 func TestNewPageArgs(t *testing.T) {
 	n := func(i int) *int { return &i }
 	s := func(v string) *string { return &v }
-	cursor := store.EncodeCursor(uuid.Must(uuid.NewV7()))
+	cursor := model.EncodeCursor(uuid.Must(uuid.NewV7()))
 	for _, tc := range []struct {
 		name        string
 		first, last *int
@@ -43,7 +43,7 @@ func TestNewPageArgs(t *testing.T) {
 		{name: "garbage before", bef: s("%%%"), field: "before"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args, err := store.NewPageArgs(tc.first, tc.after, tc.last, tc.bef)
+			args, err := model.NewPageArgs(tc.first, tc.after, tc.last, tc.bef)
 			if tc.field != "" {
 				e, ok := apperr.As(err)
 				if !ok || !errors.Is(err, apperr.ErrBadUserInput) || e.Field != tc.field {
@@ -61,21 +61,21 @@ func TestNewPageArgs(t *testing.T) {
 // FuzzDecodeCursor feeds arbitrary text to the cursor decoder: it never
 // panics, and anything it accepts encodes back to itself.
 func FuzzDecodeCursor(f *testing.F) {
-	f.Add(store.EncodeCursor(uuid.Must(uuid.NewV7())))
+	f.Add(model.EncodeCursor(uuid.Must(uuid.NewV7())))
 	f.Add("")
 	f.Add("AQ")
 	f.Add("key_0351sYg4NCngT9UiL1J5oQ")
 	f.Add("AgAAAAAAAAAAAAAAAAAAAAA")
 	f.Fuzz(func(t *testing.T, s string) {
-		id, err := store.DecodeCursor("after", s)
+		id, err := model.DecodeCursor("after", s)
 		if err != nil {
 			if !errors.Is(err, apperr.ErrBadUserInput) {
 				t.Fatalf("error %v is not BAD_USER_INPUT", err)
 			}
 			return
 		}
-		if store.EncodeCursor(id) != s {
-			t.Fatalf("accepted %q, which encodes back as %q", s, store.EncodeCursor(id))
+		if model.EncodeCursor(id) != s {
+			t.Fatalf("accepted %q, which encodes back as %q", s, model.EncodeCursor(id))
 		}
 	})
 }
