@@ -151,7 +151,9 @@ func (r *Resolver) keysByID(ctx context.Context) func(context.Context, []uuid.UU
 
 func (r *Resolver) keyOwnersByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Member, error) {
 	p := caller(ctx)
-	return func(ctx context.Context, ids []uuid.UUID) ([]store.Member, error) { return r.apiKeys.Owners(ctx, p, ids) }
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.Member, error) {
+		return r.apiKeys.Owners(ctx, p, ids)
+	}
 }
 
 func (r *Resolver) membersByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Member, error) {

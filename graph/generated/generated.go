@@ -1640,7 +1640,7 @@ error, and the rest of the response still answers.
 type Query {
   "The team that owns the calling key."
   team: Team @auth
-  "The API key making this request."
+  "The API key making this request. A key may always read itself; what it points to needs the read scope of that type."
   viewer: ApiKey @auth
   "Fetches one of the caller's team's objects by id; an unknown or foreign id reads as null."
   node("A global id, as returned by another field." id: ID!): Node @auth
@@ -1813,7 +1813,7 @@ type ApiKey implements Node {
   "The client address of the key's last request."
   lastUsedIp: String
   "The key that created this one; null for a key made by ` + "`" + `keyplane bootstrap` + "`" + ` or at first start."
-  createdBy: ApiKey
+  createdBy: ApiKey @auth(requires: [API_KEYS_READ])
   "Client networks (CIDR) the key may be used from; empty means any address."
   allowedCidrs: [String!]!
   "When the key's secret was last rotated."
@@ -1821,7 +1821,7 @@ type ApiKey implements Node {
   "When the secret replaced by the last rotation stops working; null when no old secret is live."
   previousSecretExpiresAt: DateTime
   "The member whose personal key this is; null for a team key, or once the member is removed."
-  owner: Member
+  owner: Member @auth(requires: [MEMBERS_READ])
 }
 
 "A page of API keys."
@@ -1853,9 +1853,9 @@ type AuditEvent implements Node {
   "What happened, type first: ` + "`" + `apiKey.create` + "`" + `, ` + "`" + `apiKey.rotate` + "`" + `, ` + "`" + `team.update` + "`" + `, …"
   action: String!
   "The API key that made the change; null for the command line or a device."
-  actor: ApiKey
+  actor: ApiKey @auth(requires: [API_KEYS_READ])
   "The device that made the change (enrolling itself); null otherwise."
-  actorDevice: Device
+  actorDevice: Device @auth(requires: [DEVICES_READ])
   "The global id of the object changed."
   targetId: ID
   "The client address of the request."
@@ -2061,11 +2061,16 @@ the others' payloads (and any secret in them) still reach the caller.
 type Mutation {
   "Creates an API key. Its secret is in the payload and nowhere else, ever."
   createApiKey(input: CreateApiKeyInput!): CreateApiKeyPayload @auth(requires: [API_KEYS_WRITE])
-  "Changes a key's name, description or allowed networks."
+  "Changes a key's name, description or allowed networks. Needs every scope the key holds now (a key may always change itself)."
   updateApiKey(input: UpdateApiKeyInput!): UpdateApiKeyPayload @auth(requires: [API_KEYS_WRITE])
-  "Gives a key a new secret. The old one keeps working until the grace period ends."
+  """
+  Gives a key a new secret. The old one keeps working until the grace period
+  ends. The caller receives the secret, so it must hold every scope the key
+  may ever hold: its listed scopes, even where its owner's role caps them
+  today (a key may always rotate itself).
+  """
   rotateApiKey(input: RotateApiKeyInput!): RotateApiKeyPayload @auth(requires: [API_KEYS_WRITE])
-  "Revokes a key, permanently and at once."
+  "Revokes a key, permanently and at once. Needs every scope the key holds now (a key may always revoke itself)."
   revokeApiKey(input: RevokeApiKeyInput!): RevokeApiKeyPayload @auth(requires: [API_KEYS_WRITE])
   "Renames the team."
   updateTeam(input: UpdateTeamInput!): UpdateTeamPayload @auth(requires: [MEMBERS_WRITE])
@@ -2093,11 +2098,11 @@ type Mutation {
   "The calling device reports that it is alive. The Bearer credential must be the device's own token."
   deviceHeartbeat(input: DeviceHeartbeatInput!): DeviceHeartbeatPayload @auth(principals: [DEVICE])
 
-  "Adds a member, as INVITED."
+  "Adds a member, as INVITED. Needs every scope of the role's cap: a key cannot make a member who could do more than it."
   addMember(input: AddMemberInput!): AddMemberPayload @auth(requires: [MEMBERS_WRITE])
-  "Changes a member's name, role or status. A demotion narrows their personal keys at once."
+  "Changes a member's name, role or status. A demotion narrows their personal keys at once. Needs every scope of the old role's cap and of the new one's."
   updateMember(input: UpdateMemberInput!): UpdateMemberPayload @auth(requires: [MEMBERS_WRITE])
-  "Removes a member and revokes their personal keys, together."
+  "Removes a member and revokes their personal keys, together. Needs every scope of the member's role's cap."
   removeMember(input: RemoveMemberInput!): RemoveMemberPayload @auth(requires: [MEMBERS_WRITE])
 }
 
@@ -3990,7 +3995,30 @@ func (ec *executionContext) _ApiKey_createdBy(ctx context.Context, field graphql
 		func(ctx context.Context) (any, error) {
 			return ec.resolveBatch_ApiKey_createdBy(ctx, field, obj)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalOScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScopeᚄ(ctx, []any{"API_KEYS_READ"})
+				if err != nil {
+					var zeroVal *store.APIKey
+					return zeroVal, err
+				}
+				principals, err := ec.unmarshalOPrincipalKind2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐPrincipalKindᚄ(ctx, []any{"API_KEY"})
+				if err != nil {
+					var zeroVal *store.APIKey
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *store.APIKey
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, obj, directive0, requires, principals)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *store.APIKey) graphql.Marshaler {
 			return ec.marshalOApiKey2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐAPIKey(ctx, selections, v)
 		},
@@ -4114,7 +4142,30 @@ func (ec *executionContext) _ApiKey_owner(ctx context.Context, field graphql.Col
 		func(ctx context.Context) (any, error) {
 			return ec.resolveBatch_ApiKey_owner(ctx, field, obj)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalOScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScopeᚄ(ctx, []any{"MEMBERS_READ"})
+				if err != nil {
+					var zeroVal *store.Member
+					return zeroVal, err
+				}
+				principals, err := ec.unmarshalOPrincipalKind2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐPrincipalKindᚄ(ctx, []any{"API_KEY"})
+				if err != nil {
+					var zeroVal *store.Member
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *store.Member
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, obj, directive0, requires, principals)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *store.Member) graphql.Marshaler {
 			return ec.marshalOMember2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐMember(ctx, selections, v)
 		},
@@ -4412,7 +4463,30 @@ func (ec *executionContext) _AuditEvent_actor(ctx context.Context, field graphql
 		func(ctx context.Context) (any, error) {
 			return ec.resolveBatch_AuditEvent_actor(ctx, field, obj)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalOScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScopeᚄ(ctx, []any{"API_KEYS_READ"})
+				if err != nil {
+					var zeroVal *store.APIKey
+					return zeroVal, err
+				}
+				principals, err := ec.unmarshalOPrincipalKind2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐPrincipalKindᚄ(ctx, []any{"API_KEY"})
+				if err != nil {
+					var zeroVal *store.APIKey
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *store.APIKey
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, obj, directive0, requires, principals)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *store.APIKey) graphql.Marshaler {
 			return ec.marshalOApiKey2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐAPIKey(ctx, selections, v)
 		},
@@ -4467,7 +4541,30 @@ func (ec *executionContext) _AuditEvent_actorDevice(ctx context.Context, field g
 		func(ctx context.Context) (any, error) {
 			return ec.resolveBatch_AuditEvent_actorDevice(ctx, field, obj)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalOScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScopeᚄ(ctx, []any{"DEVICES_READ"})
+				if err != nil {
+					var zeroVal *store.Device
+					return zeroVal, err
+				}
+				principals, err := ec.unmarshalOPrincipalKind2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐPrincipalKindᚄ(ctx, []any{"API_KEY"})
+				if err != nil {
+					var zeroVal *store.Device
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *store.Device
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, obj, directive0, requires, principals)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *store.Device) graphql.Marshaler {
 			return ec.marshalODevice2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐDevice(ctx, selections, v)
 		},
