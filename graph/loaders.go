@@ -149,13 +149,6 @@ func (r *Resolver) keysByID(ctx context.Context) func(context.Context, []uuid.UU
 	return func(ctx context.Context, ids []uuid.UUID) ([]store.APIKey, error) { return r.apiKeys.ByID(ctx, p, ids) }
 }
 
-func (r *Resolver) keyOwnersByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Member, error) {
-	p := caller(ctx)
-	return func(ctx context.Context, ids []uuid.UUID) ([]store.Member, error) {
-		return r.apiKeys.Owners(ctx, p, ids)
-	}
-}
-
 func (r *Resolver) membersByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Member, error) {
 	p := caller(ctx)
 	return func(ctx context.Context, ids []uuid.UUID) ([]store.Member, error) { return r.members.ByID(ctx, p, ids) }

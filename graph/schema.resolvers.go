@@ -22,17 +22,13 @@ import (
 
 // Scopes is the batch resolver for the scopes field.
 func (r *apiKeyResolver) Scopes(ctx context.Context, objs []*store.APIKey) ([][]scope.Scope, error) {
-	owners, err := related(ctx, objs, ownerOf, r.keyOwnersByID(ctx), memberID)
+	sets, err := r.apiKeys.Scopes(ctx, caller(ctx), objs)
 	if err != nil {
 		return nil, err
 	}
 	out := make([][]scope.Scope, len(objs))
-	for i, k := range objs {
-		var role string
-		if owners[i] != nil {
-			role = owners[i].Role
-		}
-		out[i] = scope.KeyScopes(k.Scopes, k.OwnerID != nil, role).List()
+	for i, set := range sets {
+		out[i] = set.List()
 	}
 	return out, nil
 }

@@ -337,15 +337,41 @@ func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UU
 	return s.store.APIKeysByID(ctx, actor.TeamID, ids)
 }
 
-// Owners reads the owners of personal keys the caller already holds, to
-// work out what the keys may do now (ApiKey.scopes, which any key may read
-// of itself). It shows nothing of the members beyond that: the edge to a
-// member, ApiKey.owner, goes through members.Service and needs MEMBERS_READ.
-func (s *Service) Owners(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.Member, error) {
-	if err := actor.Need(); err != nil || len(ids) == 0 {
+// Scopes returns what each of the given keys, which the caller already
+// holds, may do now: for a personal key, its scopes capped by its owner's
+// current role. Any key may read this of itself (viewer), so it needs no
+// scope beyond a team key; it reveals no member, only the keys' own scopes,
+// and keys of another team hold nothing. Members themselves are read only
+// through members.Service, which needs MEMBERS_READ.
+func (s *Service) Scopes(ctx context.Context, actor *auth.Principal, keys []*store.APIKey) ([]scope.Set, error) {
+	if err := actor.Need(); err != nil {
 		return nil, err
 	}
-	return s.store.MembersByID(ctx, actor.TeamID, ids)
+	var owners []uuid.UUID
+	for _, k := range keys {
+		if k.OwnerID != nil && k.TeamID == actor.TeamID {
+			owners = append(owners, *k.OwnerID)
+		}
+	}
+	roles := map[uuid.UUID]string{}
+	if len(owners) > 0 {
+		var err error
+		if roles, err = s.store.MemberRoles(ctx, actor.TeamID, owners); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]scope.Set, len(keys))
+	for i, k := range keys {
+		if k.TeamID != actor.TeamID {
+			continue
+		}
+		var role string
+		if k.OwnerID != nil {
+			role = roles[*k.OwnerID]
+		}
+		out[i] = scope.KeyScopes(k.Scopes, k.OwnerID != nil, role)
+	}
+	return out, nil
 }
 
 // List reads one page of the caller's team's keys.

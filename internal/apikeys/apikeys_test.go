@@ -226,8 +226,12 @@ func TestReadsNeedAPIKeysRead(t *testing.T) {
 		})
 		fx.Guard(t, nil, nil, []domaintest.Call{
 			{Name: "Viewer", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.APIKeys.Viewer(ctx, p) }},
-			{Name: "Owners", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
-				return fx.APIKeys.Owners(ctx, p, []uuid.UUID{owner})
+			{Name: "Scopes", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				k, err := fx.APIKeys.Viewer(ctx, fx.Admin)
+				if err != nil {
+					return nil, err
+				}
+				return fx.APIKeys.Scopes(ctx, p, []*store.APIKey{k})
 			}},
 		})
 	})

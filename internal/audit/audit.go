@@ -127,21 +127,18 @@ func (l *Log) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*s
 // event is written and the object is read as it is.
 func Change[T any](ctx context.Context, s *store.Store, actor *auth.Principal, action, targetID string,
 	apply func(tx *store.Store) (bool, error), read func(tx *store.Store) (*T, error)) (*T, error) {
-	var out *T
-	err := s.InTx(ctx, func(tx *store.Store) error {
+	return store.Tx(ctx, s, func(tx *store.Store) (*T, error) {
 		changed, err := apply(tx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if changed {
 			if err := Record(ctx, tx, actor.TeamID, actor, action, targetID); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		out, err = read(tx)
-		return err
+		return read(tx)
 	})
-	return out, err
 }
 
 // Columns adapts a write of some columns to Change's apply: with no column

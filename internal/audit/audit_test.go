@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/domaintest"
 	"github.com/keyplane/keyplane/internal/scope"
@@ -41,31 +42,24 @@ func TestReadsNeedAuditRead(t *testing.T) {
 	})
 }
 
-// TestOtherTeamsEventsReadAsUnknown checks that an event of another team
-// reads exactly like an unknown one, and that counts leave them out.
-func TestOtherTeamsEventsReadAsUnknown(t *testing.T) {
+// TestFindEventByID checks who reads which event: another team's event
+// reads exactly like an unknown one, a key without AUDIT_READ or a device
+// is refused whatever the id, and counts leave other teams' events out.
+func TestFindEventByID(t *testing.T) {
 	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
 		other, otherAdmin := fx.Other(t)
 		own, foreign := firstEvent(t, fx, fx.Team.ID), firstEvent(t, fx, other.ID)
-		for _, tc := range []struct {
-			name  string
-			p     *auth.Principal
-			id    uuid.UUID
-			found bool
-		}{
-			{"own event", fx.Admin, own, true},
-			{"other team's event", fx.Admin, foreign, false},
-			{"own event from the other team", otherAdmin, own, false},
-			{"unknown id", fx.Admin, uuid.New(), false},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				e, err := fx.Audit.Find(t.Context(), tc.p, tc.id)
-				domaintest.WantCode(t, err, "")
-				if (e != nil) != tc.found {
-					t.Fatalf("found %v, want %v", e != nil, tc.found)
-				}
-			})
-		}
+		_, device := fx.Device(t)
+		blind := fx.As(t, scope.APIKeysWrite, scope.DevicesWrite, scope.MembersWrite)
+		domaintest.Lookups(t, fx.Audit.Find, []domaintest.Lookup{
+			{Name: "own event", P: fx.Admin, ID: own, Found: true},
+			{Name: "other team's event", P: fx.Admin, ID: foreign},
+			{Name: "own event from the other team", P: otherAdmin, ID: own},
+			{Name: "unknown id", P: fx.Admin, ID: uuid.New()},
+			{Name: "own event without AUDIT_READ", P: blind, ID: own, Code: apperr.Forbidden},
+			{Name: "other team's event without AUDIT_READ", P: blind, ID: foreign, Code: apperr.Forbidden},
+			{Name: "own event from a device", P: device, ID: own, Code: apperr.Forbidden},
+		})
 		n, err := fx.Audit.Count(t.Context(), fx.Admin, store.AuditFilter{})
 		domaintest.WantCode(t, err, "")
 		if want := fx.Events(t); n != want {

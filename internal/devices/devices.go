@@ -188,37 +188,32 @@ func (s *Service) RotateToken(ctx context.Context, actor *auth.Principal, id uui
 	if err := actor.Need(scope.DevicesWrite); err != nil {
 		return Issued{}, err
 	}
-	var out *store.Device
-	var token string
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
+	return store.Tx(ctx, s.store, func(tx *store.Store) (Issued, error) {
 		d, err := tx.Device(ctx, actor.TeamID, id)
 		if err != nil {
-			return err
+			return Issued{}, err
 		}
 		if d.RevokedAt != nil {
-			return apperr.New(apperr.FailedPrecondition, "a revoked device cannot get a token")
+			return Issued{}, apperr.New(apperr.FailedPrecondition, "a revoked device cannot get a token")
 		}
 		fresh := *d
-		if token, err = withToken(&fresh); err != nil {
-			return err
+		token, err := withToken(&fresh)
+		if err != nil {
+			return Issued{}, err
 		}
 		err = tx.ReplaceDeviceToken(ctx, d, fresh.TokenHash, store.Now())
 		if errors.Is(err, store.ErrStale) {
-			return apperr.New(apperr.Conflict, "the device changed while its token was being rotated; read it again and retry")
+			return Issued{}, apperr.New(apperr.Conflict, "the device changed while its token was being rotated; read it again and retry")
 		}
 		if err != nil {
-			return err
+			return Issued{}, err
 		}
 		if err := audit.Record(ctx, tx, actor.TeamID, actor, audit.DeviceRotateToken, ids.Encode(ids.Device, id)); err != nil {
-			return err
+			return Issued{}, err
 		}
-		out, err = tx.Device(ctx, actor.TeamID, id)
-		return err
+		out, err := tx.Device(ctx, actor.TeamID, id)
+		return Issued{Device: out, Token: token}, err
 	})
-	if err != nil {
-		return Issued{}, err
-	}
-	return Issued{Device: out, Token: token}, nil
 }
 
 // Revoke revokes a device for good: its token is refused as soon as this

@@ -71,6 +71,25 @@ func (s *Store) MembersByID(ctx context.Context, teamID uuid.UUID, ids []uuid.UU
 	return out, translate(err, "member")
 }
 
+// MemberRoles reads the roles of several of a team's current members in one
+// query; removed and unknown members are absent.
+func (s *Store) MemberRoles(ctx context.Context, teamID uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+	var rows []struct {
+		ID   uuid.UUID
+		Role string
+	}
+	err := s.with(ctx).Model(&Member{}).Select("id, role").
+		Where("team_id = ? AND id IN ? AND removed_at IS NULL", teamID, ids).Scan(&rows).Error
+	if err != nil {
+		return nil, translate(err, "member")
+	}
+	out := make(map[uuid.UUID]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Role
+	}
+	return out, nil
+}
+
 // UpdateMember writes the given columns of a current member.
 func (s *Store) UpdateMember(ctx context.Context, teamID, id uuid.UUID, columns map[string]any, now time.Time) error {
 	columns["updated_at"] = now

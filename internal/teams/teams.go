@@ -52,19 +52,15 @@ func (s *Service) Rename(ctx context.Context, actor *auth.Principal, name string
 	if err := validate.Name("name", name); err != nil {
 		return nil, err
 	}
-	var out *store.Team
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
+	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Team, error) {
 		if err := tx.RenameTeam(ctx, actor.TeamID, name, store.Now()); err != nil {
-			return err
+			return nil, err
 		}
 		if err := audit.Record(ctx, tx, actor.TeamID, actor, audit.TeamUpdate, ids.Encode(ids.Team, actor.TeamID)); err != nil {
-			return err
+			return nil, err
 		}
-		var err error
-		out, err = tx.Team(ctx, actor.TeamID)
-		return err
+		return tx.Team(ctx, actor.TeamID)
 	})
-	return out, err
 }
 
 // Bootstrap creates a team and its first key, holding every scope, in one

@@ -6,10 +6,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/domaintest"
 	"github.com/keyplane/keyplane/internal/scope"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // TestTeamMethodsNeedKey checks that reading the team needs a team API
@@ -39,28 +39,20 @@ func TestTeamMethodsNeedKey(t *testing.T) {
 }
 
 // TestFindOtherTeamIsNil checks that another team's id reads exactly like
-// an unknown one, from either side.
+// an unknown one, from either side, and that a device cannot read a team.
 func TestFindOtherTeamIsNil(t *testing.T) {
 	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
 		other, otherAdmin := fx.Other(t)
-		for _, tc := range []struct {
-			name  string
-			p     *auth.Principal
-			id    uuid.UUID
-			found *store.Team
-		}{
-			{"own team", fx.Admin, fx.Team.ID, fx.Team},
-			{"other team", fx.Admin, other.ID, nil},
-			{"own team from the other team", otherAdmin, fx.Team.ID, nil},
-			{"unknown id", fx.Admin, uuid.New(), nil},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				team, err := fx.Teams.Find(t.Context(), tc.p, tc.id)
-				domaintest.WantCode(t, err, "")
-				if (team == nil) != (tc.found == nil) || team != nil && team.ID != tc.found.ID {
-					t.Fatalf("found %+v, want %+v", team, tc.found)
-				}
-			})
-		}
+		_, device := fx.Device(t)
+		domaintest.Lookups(t, fx.Teams.Find, []domaintest.Lookup{
+			{Name: "own team", P: fx.Admin, ID: fx.Team.ID, Found: true},
+			{Name: "own team, any key", P: fx.As(t, scope.AuditRead), ID: fx.Team.ID, Found: true},
+			{Name: "other team", P: fx.Admin, ID: other.ID},
+			{Name: "own team from the other team", P: otherAdmin, ID: fx.Team.ID},
+			{Name: "other team from itself", P: otherAdmin, ID: other.ID, Found: true},
+			{Name: "unknown id", P: fx.Admin, ID: uuid.New()},
+			{Name: "own team from a device", P: device, ID: fx.Team.ID, Code: apperr.Forbidden},
+			{Name: "no credential", ID: fx.Team.ID, Code: apperr.Unauthenticated},
+		})
 	})
 }
