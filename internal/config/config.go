@@ -32,11 +32,28 @@ const (
 	DefaultMaxAliases   = 30
 	DefaultMaxCost      = 10000
 	DefaultMaxTokens    = 5000
+	// DefaultMaxFields bounds the fields of a document once its fragments
+	// are expanded, and DefaultMaxSelection the fields of one selection
+	// set, both checked before gqlparser's validation runs. The standard
+	// introspection queries of graphql-js, GraphiQL and Apollo stay well
+	// under both.
+	DefaultMaxFields    = 2000
+	DefaultMaxSelection = 200
+	// DefaultMaxResponseBytes refuses a larger response (8 MiB).
+	DefaultMaxResponseBytes = 8 << 20
+
+	// Deadlines of the dependencies: each database call, and each Redis
+	// call, past which the limiter fails open.
+	DefaultDBTimeout    = 5 * time.Second
+	DefaultRedisTimeout = 50 * time.Millisecond
 
 	DefaultRateLimitRPS     = 100
 	DefaultRateLimitBurst   = 200
 	DefaultAuthFailureRPS   = 10
 	DefaultAuthFailureBurst = 50
+	// Requests without a credential, per client address.
+	DefaultAnonymousRPS   = 10
+	DefaultAnonymousBurst = 50
 )
 
 // Config is every setting the server reads.
@@ -61,6 +78,15 @@ type Config struct {
 	MaxAliases   int
 	MaxCost      int
 	MaxTokens    int
+	// MaxFields bounds a document's fields once fragments are expanded;
+	// MaxSelection the fields of one selection set.
+	MaxFields        int
+	MaxSelection     int
+	MaxResponseBytes int
+	// DBTimeout is the deadline of each database call; RedisTimeout that of
+	// each Redis call.
+	DBTimeout    time.Duration
+	RedisTimeout time.Duration
 
 	// Rates: requests per credential, and failed credentials per client
 	// address. A rate of 0 turns that limit off.
@@ -68,8 +94,11 @@ type Config struct {
 	RateLimitBurst   int
 	AuthFailureRPS   float64
 	AuthFailureBurst int
-	TrustedProxies   []netip.Prefix
-	RedisURL         string
+	// AnonymousRPS limits requests without a credential per client address.
+	AnonymousRPS   float64
+	AnonymousBurst int
+	TrustedProxies []netip.Prefix
+	RedisURL       string
 }
 
 // Error is a setting that cannot be used.
@@ -87,7 +116,6 @@ func Load(getenv func(string) string) (Config, error) {
 		ListenAddr:         or(getenv("LISTEN_ADDR"), DefaultListenAddr),
 		LogFormat:          strings.ToLower(or(getenv("LOG_FORMAT"), DefaultLogFormat)),
 		UsageFlushInterval: DefaultUsageFlushInterval,
-		DeviceOnlineWindow: DefaultDeviceOnlineWindow,
 	}
 	if _, err := db.Parse(c.DatabaseURL); err != nil {
 		return c, &Error{"DATABASE_URL", err.Error()}
@@ -116,10 +144,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if err := c.loadLimits(getenv); err != nil {
 		return c, err
 	}
-	if window := getenv("KEYPLANE_DEVICE_ONLINE_WINDOW"); window != "" {
-		if c.DeviceOnlineWindow, err = time.ParseDuration(window); err != nil || c.DeviceOnlineWindow <= 0 {
-			return c, &Error{"KEYPLANE_DEVICE_ONLINE_WINDOW", fmt.Sprintf("%q is not a positive duration such as 5m or 90s", window)}
-		}
+	if c.DeviceOnlineWindow, err = durationVar(getenv, "KEYPLANE_DEVICE_ONLINE_WINDOW", DefaultDeviceOnlineWindow); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -168,6 +194,10 @@ func (c *Config) loadLimits(getenv func(string) string) error {
 		{"KEYPLANE_MAX_TOKENS", DefaultMaxTokens, &c.MaxTokens},
 		{"KEYPLANE_RATE_LIMIT_BURST", DefaultRateLimitBurst, &c.RateLimitBurst},
 		{"KEYPLANE_AUTH_FAILURE_BURST", DefaultAuthFailureBurst, &c.AuthFailureBurst},
+		{"KEYPLANE_ANONYMOUS_BURST", DefaultAnonymousBurst, &c.AnonymousBurst},
+		{"KEYPLANE_MAX_FIELDS", DefaultMaxFields, &c.MaxFields},
+		{"KEYPLANE_MAX_SELECTION", DefaultMaxSelection, &c.MaxSelection},
+		{"KEYPLANE_MAX_RESPONSE_BYTES", DefaultMaxResponseBytes, &c.MaxResponseBytes},
 	}
 	for _, v := range ints {
 		n, err := intVar(getenv, v.name, v.def)
@@ -185,6 +215,15 @@ func (c *Config) loadLimits(getenv func(string) string) error {
 		return err
 	}
 	if c.AuthFailureRPS, err = rateVar(getenv, "KEYPLANE_AUTH_FAILURE_RPS", DefaultAuthFailureRPS); err != nil {
+		return err
+	}
+	if c.AnonymousRPS, err = rateVar(getenv, "KEYPLANE_ANONYMOUS_RPS", DefaultAnonymousRPS); err != nil {
+		return err
+	}
+	if c.DBTimeout, err = durationVar(getenv, "KEYPLANE_DB_TIMEOUT", DefaultDBTimeout); err != nil {
+		return err
+	}
+	if c.RedisTimeout, err = durationVar(getenv, "KEYPLANE_REDIS_TIMEOUT", DefaultRedisTimeout); err != nil {
 		return err
 	}
 	for _, cidr := range strings.Split(getenv("KEYPLANE_TRUSTED_PROXIES"), ",") {
@@ -228,4 +267,16 @@ func rateVar(getenv func(string) string, name string, def float64) (float64, err
 		return def, &Error{name, fmt.Sprintf("%q is not a rate such as 100 or 0.5 (0 turns the limit off)", v)}
 	}
 	return f, nil
+}
+
+func durationVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return def, &Error{name, fmt.Sprintf("%q is not a positive duration such as 5m or 90s", v)}
+	}
+	return d, nil
 }
