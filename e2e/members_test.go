@@ -597,8 +597,28 @@ func TestNoLockOutThroughMembers(t *testing.T) {
 			t.Fatalf("%d member events recorded for refused changes", n)
 		}
 
-		// With another key able to manage keys, the demotion goes through.
-		_, manager := e.newKey(personal, "manager", "API_KEYS_WRITE")
+		// A key the personal key mints is the boss's too, capped and revoked
+		// with them: it is no other manager, so the demotion is still refused.
+		mintedID, minted := e.newKey(personal, "minted", "API_KEYS_WRITE")
+		r := e.ok(personal, `query($id: ID!) { node(id: $id) { ... on ApiKey { owner { id } } } }`, map[string]any{"id": mintedID})
+		if r.str("node.owner.id") != boss {
+			t.Fatalf("a key minted by a personal key is not its member's: %s", r.Raw)
+		}
+		mbrWant(t, mbrSetRole(e, personal, boss, "VIEWER"), "FAILED_PRECONDITION", "", "")
+		if st, _ := e.authStatus(minted); st != http.StatusOK {
+			t.Fatalf("the minted key is refused: %d", st)
+		}
+	})
+}
+
+func TestDemotionGoesThroughWithAnotherManager(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, d db.Dialect) {
+		e := newEnv(t, d)
+		adminID := e.ok(e.admin, `{ viewer { id } }`, nil).str("viewer.id")
+		boss := mbrAdd(e, e.admin, "boss@example.com", "Boss", "ADMIN")
+		_, personal := mbrPersonalKey(e, e.admin, boss, "boss laptop")
+		_, manager := e.newKey(e.admin, "manager", "API_KEYS_WRITE")
+		e.ok(e.admin, mbrRevokeQ, map[string]any{"id": adminID})
 		if r := mbrSetRole(e, personal, boss, "VIEWER"); r.code() != "" || r.str("updateMember.member.role") != "VIEWER" {
 			t.Fatalf("demotion with another manager: %s", r.Raw)
 		}

@@ -72,7 +72,9 @@ func requested(scopes []scope.Scope) scope.Set {
 	return scope.Of(scopes...)
 }
 
-// Create mints a key whose scopes are a subset of the caller's own.
+// Create mints a key whose scopes are a subset of the caller's own, within
+// the caller's networks and lifetime. A member's personal key mints keys of
+// the same member, so that they are capped and revoked with the member.
 func (s *Service) Create(ctx context.Context, actor *auth.Principal, in CreateInput) (Issued, error) {
 	if err := actor.Need(scope.APIKeysWrite); err != nil {
 		return Issued{}, err
@@ -93,9 +95,6 @@ func (s *Service) Create(ctx context.Context, actor *auth.Principal, in CreateIn
 		return Issued{}, err
 	}
 	want := requested(in.Scopes)
-	if err := actor.Covers(want, "grant a scope"); err != nil {
-		return Issued{}, err
-	}
 	creator := actor.KeyID
 	issued, err := NewKey(actor.TeamID, in.Name, want, &creator)
 	if err != nil {
@@ -103,22 +102,50 @@ func (s *Service) Create(ctx context.Context, actor *auth.Principal, in CreateIn
 	}
 	k := issued.Key
 	k.OwnerID = in.OwnerID
+	if k.OwnerID == nil {
+		k.OwnerID = actor.OwnerID
+	}
 	k.Description = emptyToNil(in.Description)
 	k.AllowedCIDRs = store.JoinCIDRs(cidrs)
 	if in.ExpiresAt != nil {
 		at := in.ExpiresAt.UTC().Truncate(time.Microsecond)
 		k.ExpiresAt = &at
 	}
-	err = s.store.InTx(ctx, func(tx *store.Store) error {
+	permit := func(p *auth.Principal) error {
+		if err := p.Need(scope.APIKeysWrite); err != nil {
+			return err
+		}
 		if in.OwnerID != nil {
-			if err := checkOwner(ctx, tx, actor.TeamID, *in.OwnerID, want); err != nil {
+			// Naming a member says whether they exist and what their role
+			// allows: that is the members' to show.
+			if err := p.Need(scope.MembersRead); err != nil {
 				return err
 			}
 		}
-		if err := tx.CreateAPIKey(ctx, k); err != nil {
+		if err := p.Covers(want, "grant a scope"); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, actor.TeamID, actor, audit.APIKeyCreate, ids.Encode(ids.APIKey, k.ID))
+		if err := p.Owns(k.OwnerID); err != nil {
+			return err
+		}
+		return p.Within(cidrs, k.ExpiresAt)
+	}
+	if err := permit(actor); err != nil {
+		return Issued{}, err
+	}
+	_, err = auth.InTx(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) (*store.APIKey, error) {
+		if err := permit(actor); err != nil {
+			return nil, err
+		}
+		if k.OwnerID != nil {
+			if err := checkOwner(ctx, tx, actor.TeamID, *k.OwnerID, want); err != nil {
+				return nil, err
+			}
+		}
+		if err := tx.CreateAPIKey(ctx, k); err != nil {
+			return nil, err
+		}
+		return k, audit.Record(ctx, tx, actor.TeamID, actor, audit.APIKeyCreate, ids.Encode(ids.APIKey, k.ID))
 	})
 	if err != nil {
 		return Issued{}, err
@@ -168,17 +195,23 @@ func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateIn
 		}
 		columns["description"] = emptyToNil(in.Description)
 	}
+	var cidrs []string
 	if in.SetCIDRs {
-		cidrs, err := validate.CIDRs("allowedCidrs", in.AllowedCIDRs)
-		if err != nil {
+		var err error
+		if cidrs, err = validate.CIDRs("allowedCidrs", in.AllowedCIDRs); err != nil {
 			return nil, err
 		}
 		columns["allowed_cidrs"] = store.JoinCIDRs(cidrs)
 	}
 	return audit.Change(ctx, s.store, actor, audit.APIKeyUpdate, ids.Encode(ids.APIKey, in.ID),
-		func(tx *store.Store) (bool, error) {
+		func(tx *store.Store, actor *auth.Principal) (bool, error) {
 			if _, err := managed(ctx, tx, actor, in.ID, effective); err != nil {
 				return false, err
+			}
+			if in.SetCIDRs {
+				if err := actor.WithinNetworks(cidrs); err != nil {
+					return false, err
+				}
 			}
 			if len(columns) == 0 {
 				return false, nil
@@ -241,12 +274,18 @@ func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUI
 	if err != nil {
 		return Issued{}, err
 	}
-	out, err := store.Tx(ctx, s.store, func(tx *store.Store) (*store.APIKey, error) {
+	out, err := auth.InTx(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) (*store.APIKey, error) {
 		// Rotating hands over a secret: the caller must cover all the key
-		// may ever do, not only what its owner's role allows today.
+		// may ever do, not only what its owner's role allows today, and be
+		// allowed where and until when the key is.
 		k, err := managed(ctx, tx, actor, id, potential)
 		if err != nil {
 			return nil, err
+		}
+		if k.ID != actor.KeyID {
+			if err := actor.Within(k.CIDRs(), k.ExpiresAt); err != nil {
+				return nil, err
+			}
 		}
 		now := store.Now()
 		if st := k.StatusAt(now); st != store.KeyActive {
@@ -278,7 +317,7 @@ func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUI
 // Revoke revokes a key for good. Revoking a revoked key changes nothing.
 func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
 	return audit.Change(ctx, s.store, actor, audit.APIKeyRevoke, ids.Encode(ids.APIKey, id),
-		func(tx *store.Store) (bool, error) {
+		func(tx *store.Store, actor *auth.Principal) (bool, error) {
 			if err := tx.LockTeam(ctx, actor.TeamID); err != nil {
 				return false, err
 			}

@@ -86,7 +86,7 @@ func newLattice(t *testing.T, fx *domaintest.Fixture) *lattice {
 	return l
 }
 
-// mint creates p's key, allowed only on 10.0.0.0/8 so that clearing the
+// mint creates p's key, allowed only on 10.0.0.0/8 so that narrowing the
 // list is a change, and returns it with its principal, whose scopes it
 // checks against p's.
 func (l *lattice) mint(t *testing.T, p party) (*store.APIKey, *auth.Principal) {
@@ -148,7 +148,7 @@ func TestManageKeyLattice(t *testing.T) {
 
 					t.Run("update", func(t *testing.T) {
 						l.Step(t, canManage, domaintest.Blame(c.effective, manage), row, func() error {
-							_, err := l.APIKeys.Update(ctx, actor, apikeys.UpdateInput{ID: target.ID, SetCIDRs: true})
+							_, err := l.APIKeys.Update(ctx, actor, apikeys.UpdateInput{ID: target.ID, SetCIDRs: true, AllowedCIDRs: []string{"10.1.0.0/16"}})
 							return err
 						})
 					})
@@ -159,6 +159,11 @@ func TestManageKeyLattice(t *testing.T) {
 							return err
 						})
 					})
+					if self {
+						// With no grace, the secret the principal holds is
+						// gone: a client would use the new one.
+						actor = l.Principal(t, target.ID)
+					}
 					t.Run("revoke", func(t *testing.T) {
 						l.Step(t, canManage, domaintest.Blame(c.effective, manage), row, func() error {
 							_, err := l.APIKeys.Revoke(ctx, actor, target.ID)
@@ -189,7 +194,7 @@ func TestCreateOnlySubsets(t *testing.T) {
 						blame = requested
 					}
 					l.Step(t, write && domaintest.Covers(c.effective, requested), domaintest.Blame(c.effective, blame), keys, func() error {
-						_, err := l.APIKeys.Create(t.Context(), actor, apikeys.CreateInput{Name: "minted", Scopes: want})
+						_, err := l.APIKeys.Create(t.Context(), actor, apikeys.CreateInput{Name: "minted", Scopes: want, AllowedCIDRs: []string{"10.2.0.0/16"}})
 						return err
 					})
 				})

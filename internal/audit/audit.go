@@ -99,7 +99,7 @@ func NewLog(s *store.Store) *Log { return &Log{store: s} }
 
 // List reads one page of events.
 func (l *Log) List(ctx context.Context, actor *auth.Principal, f store.AuditFilter, args store.PageArgs) (store.Page[store.AuditEvent], error) {
-	if err := actor.Need(scope.AuditRead); err != nil {
+	if err := mayFilter(actor, f); err != nil {
 		return store.Page[store.AuditEvent]{}, err
 	}
 	return l.store.ListAuditEvents(ctx, actor.TeamID, f, args)
@@ -107,10 +107,24 @@ func (l *Log) List(ctx context.Context, actor *auth.Principal, f store.AuditFilt
 
 // Count counts the events matching f.
 func (l *Log) Count(ctx context.Context, actor *auth.Principal, f store.AuditFilter) (int64, error) {
-	if err := actor.Need(scope.AuditRead); err != nil {
+	if err := mayFilter(actor, f); err != nil {
 		return 0, err
 	}
 	return l.store.CountAuditEvents(ctx, actor.TeamID, f)
+}
+
+// mayFilter checks the caller may read the log with this filter: filtering
+// by actor ties events to that key or device, as AuditEvent.actor and
+// actorDevice would, so it needs the read scope of the actor's type too.
+func mayFilter(actor *auth.Principal, f store.AuditFilter) error {
+	need := []scope.Scope{scope.AuditRead}
+	if f.ActorKeyID != nil {
+		need = append(need, scope.APIKeysRead)
+	}
+	if f.ActorDeviceID != nil {
+		need = append(need, scope.DevicesRead)
+	}
+	return actor.Need(need...)
 }
 
 // Find reads one event, or nil when the team has no such event.
@@ -121,14 +135,25 @@ func (l *Log) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*s
 	return store.OrNil(l.store.AuditEvent(ctx, actor.TeamID, id))
 }
 
+// ByID reads several of the caller's team's events, for nodes(ids:). With
+// no ids it only checks the caller may read the log, so that a refusal does
+// not depend on what the ids name.
+func (l *Log) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.AuditEvent, error) {
+	if err := actor.Need(scope.AuditRead); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return l.store.AuditEventsByID(ctx, actor.TeamID, ids)
+}
+
 // Change runs a mutation and its audit event in one transaction, then reads
-// the changed object back in it. apply reports whether it changed anything:
-// when it did not (revoking what is revoked, an update with no fields), no
-// event is written and the object is read as it is.
+// the changed object back in it. apply gets the caller as it is now, read
+// again in the transaction (auth.InTx), and reports whether it changed
+// anything: when it did not (revoking what is revoked, an update with no
+// fields), no event is written and the object is read as it is.
 func Change[T any](ctx context.Context, s *store.Store, actor *auth.Principal, action, targetID string,
-	apply func(tx *store.Store) (bool, error), read func(tx *store.Store) (*T, error)) (*T, error) {
-	return store.Tx(ctx, s, func(tx *store.Store) (*T, error) {
-		changed, err := apply(tx)
+	apply func(tx *store.Store, actor *auth.Principal) (bool, error), read func(tx *store.Store) (*T, error)) (*T, error) {
+	return auth.InTx(ctx, s, actor, func(tx *store.Store, actor *auth.Principal) (*T, error) {
+		changed, err := apply(tx, actor)
 		if err != nil {
 			return nil, err
 		}
@@ -142,11 +167,12 @@ func Change[T any](ctx context.Context, s *store.Store, actor *auth.Principal, a
 }
 
 // Columns adapts a write of some columns to Change's apply: with no column
-// to write there is no change, and no event.
-func Columns(columns map[string]any, write func(tx *store.Store, columns map[string]any) error) func(tx *store.Store) (bool, error) {
-	return func(tx *store.Store) (bool, error) {
-		if len(columns) == 0 {
-			return false, nil
+// to write there is no change, and no event. need is checked on the caller
+// as it is now, whether or not anything is written.
+func Columns(columns map[string]any, need func(actor *auth.Principal) error, write func(tx *store.Store, columns map[string]any) error) func(tx *store.Store, actor *auth.Principal) (bool, error) {
+	return func(tx *store.Store, actor *auth.Principal) (bool, error) {
+		if err := need(actor); err != nil || len(columns) == 0 {
+			return false, err
 		}
 		return true, write(tx, columns)
 	}

@@ -38,6 +38,10 @@ func TestReadsNeedAuditRead(t *testing.T) {
 			}},
 			{Name: "Find", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Audit.Find(ctx, p, event) }},
 			{Name: "Find unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Audit.Find(ctx, p, uuid.New()) }},
+			{Name: "ByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Audit.ByID(ctx, p, nil) }},
+			{Name: "ByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Audit.ByID(ctx, p, []uuid.UUID{event})
+			}},
 		})
 	})
 }
@@ -51,7 +55,7 @@ func TestFindEventByID(t *testing.T) {
 		own, foreign := firstEvent(t, fx, fx.Team.ID), firstEvent(t, fx, other.ID)
 		_, device := fx.Device(t)
 		blind := fx.As(t, scope.APIKeysWrite, scope.DevicesWrite, scope.MembersWrite)
-		domaintest.Lookups(t, fx.Audit.Find, []domaintest.Lookup{
+		lookups := []domaintest.Lookup{
 			{Name: "own event", P: fx.Admin, ID: own, Found: true},
 			{Name: "other team's event", P: fx.Admin, ID: foreign},
 			{Name: "own event from the other team", P: otherAdmin, ID: own},
@@ -59,7 +63,16 @@ func TestFindEventByID(t *testing.T) {
 			{Name: "own event without AUDIT_READ", P: blind, ID: own, Code: apperr.Forbidden},
 			{Name: "other team's event without AUDIT_READ", P: blind, ID: foreign, Code: apperr.Forbidden},
 			{Name: "own event from a device", P: device, ID: own, Code: apperr.Forbidden},
-		})
+		}
+		domaintest.Lookups(t, fx.Audit.Find, lookups)
+		// ByID, for nodes(ids:), answers the same for each id.
+		domaintest.Lookups(t, func(ctx context.Context, p *auth.Principal, id uuid.UUID) (*store.AuditEvent, error) {
+			events, err := fx.Audit.ByID(ctx, p, []uuid.UUID{id})
+			if len(events) == 0 {
+				return nil, err
+			}
+			return &events[0], err
+		}, lookups)
 		n, err := fx.Audit.Count(t.Context(), fx.Admin, store.AuditFilter{})
 		domaintest.WantCode(t, err, "")
 		if want := fx.Events(t); n != want {

@@ -6,7 +6,10 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keyplane/keyplane/internal/credential"
+	"github.com/keyplane/keyplane/internal/netaddr"
 	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
 )
@@ -98,12 +101,23 @@ func (a *Authenticator) apiKey(ctx context.Context, parsed credential.Parsed, cl
 	if a.usage != nil {
 		a.usage.Touch(store.KeyUsage{KeyID: key.ID, At: store.Now(), IP: client.IP})
 	}
+	return KeyPrincipal(key, parsed.Hash()), nil
+}
+
+// KeyPrincipal is the principal of a key that authenticated with the secret
+// whose hash is given: what the key may do now, its scopes capped for a
+// personal key by its owner's current role, and where and until when.
+func KeyPrincipal(key *store.AuthKey, secretHash credential.Hash) *Principal {
 	var ownerRole string
 	if key.OwnerRole != nil {
 		ownerRole = *key.OwnerRole
 	}
-	scopes := scope.KeyScopes(key.Scopes, key.OwnerID != nil, ownerRole)
-	return &Principal{Kind: KindAPIKey, TeamID: key.TeamID, KeyID: key.ID, Scopes: scopes}, nil
+	return &Principal{
+		Kind: KindAPIKey, TeamID: key.TeamID, KeyID: key.ID,
+		Scopes:     scope.KeyScopes(key.Scopes, key.OwnerID != nil, ownerRole),
+		SecretHash: secretHash[:], OwnerID: key.OwnerID,
+		AllowedCIDRs: key.CIDRs(), ExpiresAt: key.ExpiresAt,
+	}
 }
 
 func (a *Authenticator) device(ctx context.Context, parsed credential.Parsed) (*Principal, error) {
@@ -132,21 +146,52 @@ func secretMatches(p credential.Parsed, key *store.APIKey, now time.Time) bool {
 	return key.PreviousSecretExpiresAt != nil && now.Before(*key.PreviousSecretExpiresAt) && p.Matches(key.PreviousSecretHash)
 }
 
-// addressAllowed reports whether ip falls in one of the networks; no
-// networks means any address.
+// addressAllowed reports whether the client at ip may use a key limited to
+// the networks; netaddr holds the rule. An entry stored before entries were
+// made canonical (::ffff:10.0.0.0/104) is read the same way as a new one,
+// and an unreadable entry admits nobody.
 func addressAllowed(cidrs []string, ip string) bool {
 	if len(cidrs) == 0 {
 		return true
 	}
-	addr, err := netip.ParseAddr(ip)
+	networks := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		if n, err := netaddr.ParsePrefix(c); err == nil {
+			networks = append(networks, n)
+		}
+	}
+	if len(networks) == 0 {
+		return false
+	}
+	addr, err := netaddr.ParseAddr(ip)
 	if err != nil {
 		return false
 	}
-	addr = addr.Unmap()
-	for _, c := range cidrs {
-		if prefix, err := netip.ParsePrefix(c); err == nil && prefix.Contains(addr) {
-			return true
-		}
+	return netaddr.Admits(networks, addr)
+}
+
+// Claim is who a credential says it is, read from the token alone: its
+// kind and id, checked against nothing. It names the rate-limit bucket a
+// request can be refused by before the database is asked anything, and
+// must never be trusted beyond that.
+type Claim struct {
+	Kind Kind
+	ID   uuid.UUID
+}
+
+// ClaimOf reads the claim of a Bearer credential without the database; it
+// is false for a token that is malformed or of a kind that is no principal.
+func ClaimOf(token string) (Claim, bool) {
+	parsed, err := credential.Parse(token)
+	if err != nil {
+		return Claim{}, false
 	}
-	return false
+	switch parsed.Kind {
+	case credential.APIKey:
+		return Claim{Kind: KindAPIKey, ID: parsed.ID}, true
+	case credential.DeviceToken:
+		return Claim{Kind: KindDevice, ID: parsed.ID}, true
+	default:
+		return Claim{}, false
+	}
 }

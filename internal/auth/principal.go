@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -29,6 +30,15 @@ type Principal struct {
 	// Scopes is what the key may do now: its own scopes, capped by its
 	// owner's role for a personal key.
 	Scopes scope.Set
+	// SecretHash is the hash of the key's secret that authenticated, so that
+	// a change can require that secret to still be live (Refresh).
+	SecretHash []byte
+	// OwnerID is the member whose personal key this is, or nil.
+	OwnerID *uuid.UUID
+	// AllowedCIDRs and ExpiresAt bound where and until when the key works;
+	// the keys it makes or takes over must stay within them.
+	AllowedCIDRs []string
+	ExpiresAt    *time.Time
 	// DeviceID is the device that authenticated, for KindDevice.
 	DeviceID uuid.UUID
 	// DeviceTokenHash is the hash of the token that authenticated, so that a

@@ -1,6 +1,10 @@
 package auth
 
 import (
+	"net/netip"
+	"strings"
+	"time"
+
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/internal/apperr"
@@ -93,4 +97,67 @@ func (p *Principal) GrantRoles(roles ...scope.Role) error {
 		}
 	}
 	return nil
+}
+
+// Within is the rule for where and until when: a key restricted to some
+// networks, or expiring, may only make or take over keys (createApiKey,
+// rotateApiKey: the caller holds the secret afterwards) and set allowlists
+// (updateApiKey) within its own bounds. Otherwise a key limited to one
+// network could mint or rotate its way to a secret usable from anywhere,
+// or for ever.
+func (p *Principal) Within(cidrs []string, expiresAt *time.Time) error {
+	if err := p.WithinNetworks(cidrs); err != nil {
+		return err
+	}
+	if p.ExpiresAt != nil && (expiresAt == nil || expiresAt.After(*p.ExpiresAt)) {
+		return bounded("this key expires at " + p.ExpiresAt.UTC().Format(time.RFC3339) + ": the keys it makes or takes over must expire no later")
+	}
+	return nil
+}
+
+// WithinNetworks is Within for networks alone: the allowlist a key sets, on
+// itself or another key, stays inside its own.
+func (p *Principal) WithinNetworks(cidrs []string) error {
+	if len(p.AllowedCIDRs) == 0 {
+		return nil
+	}
+	if len(cidrs) == 0 {
+		return bounded("this key may only be used from " + strings.Join(p.AllowedCIDRs, ", ") + ": the keys it makes, takes over or changes must be limited to networks inside those")
+	}
+	for _, c := range cidrs {
+		if !inside(c, p.AllowedCIDRs) {
+			return bounded("the network " + c + " is not inside this key's own allowed networks (" + strings.Join(p.AllowedCIDRs, ", ") + ")")
+		}
+	}
+	return nil
+}
+
+// Owns is the rule for a member's personal key making keys: what it makes
+// belongs to the same member, so that it is capped by the member's role and
+// revoked with them. owner is the key's owner asked for (nil: none).
+func (p *Principal) Owns(owner *uuid.UUID) error {
+	if p.OwnerID == nil || (owner != nil && *owner == *p.OwnerID) {
+		return nil
+	}
+	return &apperr.Error{Code: apperr.Forbidden, Message: "a member's personal key makes only keys of that member: set ownerId to the member, or leave it out"}
+}
+
+func bounded(message string) error {
+	return &apperr.Error{Code: apperr.Forbidden, Message: message}
+}
+
+// inside reports whether the network c lies within one of the networks.
+func inside(c string, networks []string) bool {
+	inner, err := netip.ParsePrefix(c)
+	if err != nil {
+		return false
+	}
+	inner = inner.Masked()
+	for _, n := range networks {
+		outer, err := netip.ParsePrefix(n)
+		if err == nil && outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr()) {
+			return true
+		}
+	}
+	return false
 }

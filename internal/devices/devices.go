@@ -98,7 +98,10 @@ func (s *Service) Create(ctx context.Context, actor *auth.Principal, spec Spec) 
 	if err != nil {
 		return Issued{}, err
 	}
-	err = s.store.InTx(ctx, func(tx *store.Store) error {
+	err = auth.Do(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) error {
+		if err := actor.Need(scope.DevicesWrite); err != nil {
+			return err
+		}
 		if err := tx.CreateDevices(ctx, []store.Device{d}); err != nil {
 			return err
 		}
@@ -135,7 +138,10 @@ func (s *Service) CreateMany(ctx context.Context, actor *auth.Principal, specs [
 		seen[spec.SerialNumber] = i
 		out[i], targets[i] = d, ids.Encode(ids.Device, d.ID)
 	}
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
+	err := auth.Do(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) error {
+		if err := actor.Need(scope.DevicesWrite); err != nil {
+			return err
+		}
 		if err := tx.CreateDevices(ctx, out); err != nil {
 			return err
 		}
@@ -176,7 +182,7 @@ func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateIn
 		columns["tags"] = store.JoinTags(tags)
 	}
 	return audit.Change(ctx, s.store, actor, audit.DeviceUpdate, ids.Encode(ids.Device, in.ID),
-		audit.Columns(columns, func(tx *store.Store, columns map[string]any) error {
+		audit.Columns(columns, needs(scope.DevicesWrite), func(tx *store.Store, columns map[string]any) error {
 			return tx.UpdateDevice(ctx, actor.TeamID, in.ID, columns, store.Now())
 		}),
 		func(tx *store.Store) (*store.Device, error) { return tx.Device(ctx, actor.TeamID, in.ID) })
@@ -188,7 +194,10 @@ func (s *Service) RotateToken(ctx context.Context, actor *auth.Principal, id uui
 	if err := actor.Need(scope.DevicesWrite); err != nil {
 		return Issued{}, err
 	}
-	return store.Tx(ctx, s.store, func(tx *store.Store) (Issued, error) {
+	return auth.InTx(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) (Issued, error) {
+		if err := actor.Need(scope.DevicesWrite); err != nil {
+			return Issued{}, err
+		}
 		d, err := tx.Device(ctx, actor.TeamID, id)
 		if err != nil {
 			return Issued{}, err
@@ -223,7 +232,12 @@ func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUI
 		return nil, err
 	}
 	return audit.Change(ctx, s.store, actor, audit.DeviceRevoke, ids.Encode(ids.Device, id),
-		func(tx *store.Store) (bool, error) { return tx.RevokeDevice(ctx, actor.TeamID, id, store.Now()) },
+		func(tx *store.Store, actor *auth.Principal) (bool, error) {
+			if err := actor.Need(scope.DevicesWrite); err != nil {
+				return false, err
+			}
+			return tx.RevokeDevice(ctx, actor.TeamID, id, store.Now())
+		},
 		func(tx *store.Store) (*store.Device, error) { return tx.Device(ctx, actor.TeamID, id) })
 }
 
@@ -290,4 +304,9 @@ func (s *Service) Count(ctx context.Context, actor *auth.Principal, f store.Devi
 // Status is a device's state now.
 func (s *Service) Status(d *store.Device) store.DeviceStatus {
 	return d.StatusAt(time.Now(), s.Window)
+}
+
+// needs returns a check that the caller, as it is now, holds the scopes.
+func needs(scopes ...scope.Scope) func(*auth.Principal) error {
+	return func(p *auth.Principal) error { return p.Need(scopes...) }
 }

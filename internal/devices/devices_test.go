@@ -111,6 +111,10 @@ func TestReadsNeedDevicesRead(t *testing.T) {
 			{Name: "FindKey unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.Devices.FindKey(ctx, p, uuid.New())
 			}},
+			{Name: "KeysByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Devices.KeysByID(ctx, p, nil) }},
+			{Name: "KeysByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Devices.KeysByID(ctx, p, []uuid.UUID{enrollment})
+			}},
 			{Name: "ListKeys", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Devices.ListKeys(ctx, p, page) }},
 			{Name: "CountKeys", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Devices.CountKeys(ctx, p) }},
 		})
@@ -144,6 +148,41 @@ func TestHeartbeatNeedsDeviceToken(t *testing.T) {
 					t.Fatalf("device seen: %v, want %v", seen == 1, beat)
 				}
 			})
+		}
+	})
+}
+
+// TestKeysByIDReadsOnlyTheTeams checks that KeysByID reads the caller's
+// team's enrollment keys only: another team's id reads exactly like an
+// unknown one, and a caller without DEVICES_READ is refused whatever the id.
+func TestKeysByIDReadsOnlyTheTeams(t *testing.T) {
+	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
+		_, otherAdmin := fx.Other(t)
+		own := enrollmentKey(t, fx)
+		theirs, err := fx.Devices.CreateKey(t.Context(), otherAdmin, devices.KeySpec{})
+		if err != nil {
+			t.Fatalf("create the other team's key: %v", err)
+		}
+		_, device := fx.Device(t)
+		blind := fx.As(t, scope.APIKeysRead, scope.MembersRead, scope.AuditRead)
+		one := func(ctx context.Context, p *auth.Principal, id uuid.UUID) (*store.EnrollmentKey, error) {
+			keys, err := fx.Devices.KeysByID(ctx, p, []uuid.UUID{id})
+			if len(keys) == 0 {
+				return nil, err
+			}
+			return &keys[0], err
+		}
+		domaintest.Lookups(t, one, []domaintest.Lookup{
+			{Name: "own key", P: fx.Admin, ID: own, Found: true},
+			{Name: "other team's key", P: fx.Admin, ID: theirs.Key.ID},
+			{Name: "own key from the other team", P: otherAdmin, ID: own},
+			{Name: "unknown id", P: fx.Admin, ID: uuid.New()},
+			{Name: "own key without DEVICES_READ", P: blind, ID: own, Code: apperr.Forbidden},
+			{Name: "own key from a device", P: device, ID: own, Code: apperr.Forbidden},
+		})
+		keys, err := fx.Devices.KeysByID(t.Context(), fx.Admin, []uuid.UUID{own, theirs.Key.ID, uuid.New(), own})
+		if err != nil || len(keys) != 1 || keys[0].ID != own {
+			t.Fatalf("KeysByID of own, foreign, unknown, own: %v %v", keys, err)
 		}
 	})
 }

@@ -81,7 +81,10 @@ func (s *Service) CreateKey(ctx context.Context, actor *auth.Principal, spec Key
 		return IssuedKey{}, err
 	}
 	k.SecretHash = cred.Hash[:]
-	err = s.store.InTx(ctx, func(tx *store.Store) error {
+	err = auth.Do(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) error {
+		if err := actor.Need(scope.DevicesWrite); err != nil {
+			return err
+		}
 		if err := tx.CreateEnrollmentKey(ctx, k); err != nil {
 			return err
 		}
@@ -100,7 +103,12 @@ func (s *Service) RevokeKey(ctx context.Context, actor *auth.Principal, id uuid.
 		return nil, err
 	}
 	return audit.Change(ctx, s.store, actor, audit.EnrollmentKeyRevoke, ids.Encode(ids.EnrollmentKey, id),
-		func(tx *store.Store) (bool, error) { return tx.RevokeEnrollmentKey(ctx, actor.TeamID, id, store.Now()) },
+		func(tx *store.Store, actor *auth.Principal) (bool, error) {
+			if err := actor.Need(scope.DevicesWrite); err != nil {
+				return false, err
+			}
+			return tx.RevokeEnrollmentKey(ctx, actor.TeamID, id, store.Now())
+		},
 		func(tx *store.Store) (*store.EnrollmentKey, error) { return tx.EnrollmentKey(ctx, actor.TeamID, id) })
 }
 
@@ -205,6 +213,16 @@ func (s *Service) FindKey(ctx context.Context, actor *auth.Principal, id uuid.UU
 		return nil, err
 	}
 	return store.OrNil(s.store.EnrollmentKey(ctx, actor.TeamID, id))
+}
+
+// KeysByID reads several of the caller's team's enrollment keys, for
+// nodes(ids:). With no ids it only checks the caller may read enrollment
+// keys, so that a refusal does not depend on what the ids name.
+func (s *Service) KeysByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.EnrollmentKey, error) {
+	if err := actor.Need(scope.DevicesRead); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.store.EnrollmentKeysByID(ctx, actor.TeamID, ids)
 }
 
 // ListKeys reads one page of the caller's team's enrollment keys.

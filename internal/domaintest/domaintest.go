@@ -20,6 +20,7 @@ import (
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/audit"
 	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/credential"
 	"github.com/keyplane/keyplane/internal/devices"
 	"github.com/keyplane/keyplane/internal/members"
 	"github.com/keyplane/keyplane/internal/scope"
@@ -136,12 +137,9 @@ func (fx *Fixture) Principal(t testing.TB, keyID uuid.UUID) *auth.Principal {
 	if st := k.StatusAt(store.Now()); st != store.KeyActive {
 		t.Fatalf("key %s is %s: it would not authenticate", keyID, st)
 	}
-	var role string
-	if k.OwnerRole != nil {
-		role = *k.OwnerRole
-	}
-	return &auth.Principal{Kind: auth.KindAPIKey, TeamID: k.TeamID, KeyID: k.ID,
-		Scopes: scope.KeyScopes(k.Scopes, k.OwnerID != nil, role)}
+	// The stored hash is the hash of the secret, which is what a client
+	// holding the secret authenticates with.
+	return auth.KeyPrincipal(k, credential.Hash(k.SecretHash))
 }
 
 // As mints a team key holding scopes (none: the wildcard) and returns its

@@ -78,7 +78,10 @@ func (s *Service) Add(ctx context.Context, actor *auth.Principal, in AddInput) (
 		ID: ids.New(), TeamID: actor.TeamID, Email: in.Email, EmailKey: emailKey, Name: nonEmpty(in.Name),
 		Role: string(in.Role), Status: Invited, CreatedAt: now, UpdatedAt: now,
 	}
-	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Member, error) {
+	return auth.InTx(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) (*store.Member, error) {
+		if err := actor.GrantRoles(in.Role); err != nil {
+			return nil, err
+		}
 		if err := tx.CreateMember(ctx, m); err != nil {
 			return nil, err
 		}
@@ -120,7 +123,7 @@ func (s *Service) Update(ctx context.Context, actor *auth.Principal, in UpdateIn
 		}
 		columns["status"] = *in.Status
 	}
-	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Member, error) {
+	return auth.InTx(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) (*store.Member, error) {
 		m, err := s.managed(ctx, tx, actor, in.ID, in.Role)
 		if err != nil {
 			return nil, err
@@ -143,7 +146,7 @@ func (s *Service) Remove(ctx context.Context, actor *auth.Principal, id uuid.UUI
 	if err := actor.Need(scope.MembersWrite); err != nil {
 		return nil, err
 	}
-	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Member, error) {
+	return auth.InTx(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) (*store.Member, error) {
 		m, err := s.managed(ctx, tx, actor, id, nil)
 		if err != nil {
 			return nil, err

@@ -45,6 +45,14 @@ func (s *Store) AuditEvent(ctx context.Context, teamID, id uuid.UUID) (*AuditEve
 	return &e, nil
 }
 
+// AuditEventsByID reads several of a team's events in one query; ids of
+// other teams and unknown ids are simply absent.
+func (s *Store) AuditEventsByID(ctx context.Context, teamID uuid.UUID, ids []uuid.UUID) ([]AuditEvent, error) {
+	var out []AuditEvent
+	err := s.with(ctx).Where("team_id = ? AND id IN ?", teamID, ids).Find(&out).Error
+	return out, translate(err, "audit event")
+}
+
 func (s *Store) auditQuery(ctx context.Context, teamID uuid.UUID, f AuditFilter) *gorm.DB {
 	q := s.with(ctx).Model(&AuditEvent{}).Where("team_id = ?", teamID)
 	if f.Action != "" {

@@ -49,6 +49,14 @@ func (s *Store) EnrollmentKey(ctx context.Context, teamID, id uuid.UUID) (*Enrol
 	return &k, nil
 }
 
+// EnrollmentKeysByID reads several of a team's enrollment keys in one
+// query; ids of other teams and unknown ids are simply absent.
+func (s *Store) EnrollmentKeysByID(ctx context.Context, teamID uuid.UUID, ids []uuid.UUID) ([]EnrollmentKey, error) {
+	var out []EnrollmentKey
+	err := s.with(ctx).Where("team_id = ? AND id IN ?", teamID, ids).Find(&out).Error
+	return out, translate(err, "enrollment key")
+}
+
 // UseEnrollmentKey counts one use of a key, but only while it is live: not
 // revoked, not expired, and under its use limit. The condition is what makes
 // maxUses hold under concurrent enrollments on both dialects; it reports

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
 
@@ -57,7 +58,17 @@ func translate(err error, what string) error {
 		return notFound(what)
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return &Error{object: what, err: ErrConflict}
+	case lostRace(err):
+		return &Error{object: what, err: ErrStale}
 	default:
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
+}
+
+// lostRace reports whether PostgreSQL broke a deadlock or a serialization
+// conflict by failing this statement: the change lost a race with another,
+// and the caller may read again and retry.
+func lostRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }

@@ -54,9 +54,10 @@ func (s *Store) Member(ctx context.Context, teamID, id uuid.UUID) (*Member, erro
 // personal key made for them) cannot interleave with their removal. On
 // PostgreSQL a removal running meanwhile makes this wait, then find no
 // member; SQLite's transactions already hold the write lock from BEGIN.
+// FOR NO KEY UPDATE leaves inserting a key that references the member free.
 func (s *Store) LockMember(ctx context.Context, teamID, id uuid.UUID) (*Member, error) {
 	var m Member
-	err := s.with(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
+	err := s.with(ctx).Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).
 		Where("id = ? AND team_id = ? AND removed_at IS NULL", id, teamID).Take(&m).Error
 	if err != nil {
 		return nil, translate(err, "member")

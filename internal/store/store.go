@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/gorm"
 
@@ -16,6 +17,8 @@ import (
 )
 
 // Store runs queries on one connection pool, or inside one transaction.
+// Every call carries a deadline (db.Pool.Timeout): GORM's calls get theirs
+// from db's callbacks, the direct pgx reads and the transactions from here.
 type Store struct {
 	db      *gorm.DB
 	dialect db.Dialect
@@ -23,11 +26,16 @@ type Store struct {
 	// PostgreSQL and outside a transaction; nil otherwise.
 	pgx  *pgxpool.Pool
 	open *db.DB
+	// timeout is the deadline of each call; zero: none.
+	timeout time.Duration
+	// txCtx is the context of the transaction a Store made by InTx runs
+	// in, nil otherwise: its deadline bounds the whole transaction.
+	txCtx context.Context
 }
 
 // New wraps an open database.
 func New(d *db.DB) *Store {
-	return &Store{db: d.Gorm, dialect: d.Dialect, pgx: d.Pgx, open: d}
+	return &Store{db: d.Gorm, dialect: d.Dialect, pgx: d.Pgx, open: d, timeout: d.Timeout}
 }
 
 // Dialect names the SQL engine behind the store.
@@ -35,9 +43,21 @@ func (s *Store) Dialect() db.Dialect { return s.dialect }
 
 // InTx runs fn in one transaction: everything fn writes through tx commits
 // together, or nothing does when fn returns an error.
+//
+// The transaction has one deadline, the store's timeout from now: every
+// statement of fn runs under it, and once it passes the transaction rolls
+// back (database/sql ends it, and a late commit fails). On SQLite it runs
+// on the one writer connection. Inside a transaction, InTx makes a
+// savepoint under the same deadline.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.db.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
-		return fn(&Store{db: gtx, dialect: s.dialect})
+	txCtx := s.txCtx
+	if txCtx == nil {
+		var cancel context.CancelFunc
+		txCtx, cancel = db.Deadline(ctx, s.timeout)
+		defer cancel()
+	}
+	return s.db.WithContext(txCtx).Transaction(func(gtx *gorm.DB) error {
+		return fn(&Store{db: gtx, dialect: s.dialect, timeout: s.timeout, txCtx: txCtx})
 	})
 }
 
@@ -57,19 +77,25 @@ func Tx[T any](ctx context.Context, s *Store, fn func(tx *Store) (T, error)) (T,
 	return out, nil
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers, within the store's timeout.
 func (s *Store) Ping(ctx context.Context) error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	return sqlDB.PingContext(ctx)
+	ctx, cancel := db.Deadline(ctx, s.timeout)
+	defer cancel()
+	return s.open.Ping(ctx)
 }
 
 // Close releases the connection pool.
 func (s *Store) Close() error { return s.open.Close() }
 
-func (s *Store) with(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }
+// with starts a query. In a transaction every statement runs under the
+// transaction's context, whose deadline is the transaction's; outside one,
+// db gives each GORM call its own deadline.
+func (s *Store) with(ctx context.Context) *gorm.DB {
+	if s.txCtx != nil {
+		ctx = s.txCtx
+	}
+	return s.db.WithContext(ctx)
+}
 
 // rows is a query's result, read a row at a time.
 type rows interface {
@@ -79,28 +105,55 @@ type rows interface {
 	Close()
 }
 
-// query runs the SELECT that q describes. On PostgreSQL outside a
-// transaction GORM only writes the SQL, and pgx runs it: database/sql's
-// layer and GORM's reflective scan stay off the path every request takes.
+// query runs the SELECT that q describes, under a deadline that Close
+// releases. On PostgreSQL outside a transaction GORM only writes the SQL,
+// and pgx runs it: database/sql's layer and GORM's reflective scan stay off
+// the path every request takes.
 func (s *Store) query(q *gorm.DB) (rows, error) {
+	ctx, cancel := db.Deadline(q.Statement.Context, s.timeout)
 	if s.pgx == nil {
-		r, err := q.Rows()
+		r, err := q.WithContext(ctx).Rows()
 		if err != nil {
+			cancel()
 			return nil, err
 		}
-		return sqlRows{r}, nil
+		return sqlRows{r, cancel}, nil
 	}
 	stmt := q.Session(&gorm.Session{DryRun: true}).Find(&[]map[string]any{})
 	if stmt.Error != nil {
+		cancel()
 		return nil, stmt.Error
 	}
-	return s.pgx.Query(stmt.Statement.Context, stmt.Statement.SQL.String(), stmt.Statement.Vars...)
+	r, err := s.pgx.Query(ctx, stmt.Statement.SQL.String(), stmt.Statement.Vars...)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return pgxRows{r, cancel}, nil
 }
 
-// sqlRows gives database/sql's rows pgx's Close, whose error Err reports.
-type sqlRows struct{ *sql.Rows }
+// sqlRows gives database/sql's rows pgx's Close, whose error Err reports,
+// and releases the query's deadline on Close.
+type sqlRows struct {
+	*sql.Rows
+	cancel context.CancelFunc
+}
 
-func (r sqlRows) Close() { _ = r.Rows.Close() }
+func (r sqlRows) Close() {
+	_ = r.Rows.Close()
+	r.cancel()
+}
+
+// pgxRows releases the query's deadline on Close.
+type pgxRows struct {
+	pgx.Rows
+	cancel context.CancelFunc
+}
+
+func (r pgxRows) Close() {
+	r.Rows.Close()
+	r.cancel()
+}
 
 // Now is the store's clock: UTC, truncated to the microsecond both dialects
 // keep, so that a value written reads back equal.

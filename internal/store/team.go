@@ -52,10 +52,14 @@ func (s *Store) RenameTeam(ctx context.Context, id uuid.UUID, name string, now t
 // transaction: rules such as "one key with API_KEYS_WRITE stays active" read
 // then write, and two of them must not interleave. PostgreSQL takes a row
 // lock; SQLite drops the clause, and its transactions already hold the
-// database's write lock from BEGIN (see db's _txlock=immediate).
+// database's write lock from BEGIN (see db's _txlock=immediate). The lock
+// is FOR NO KEY UPDATE, which does not conflict with the key-share lock
+// that inserting a row referencing the team takes (an audit event): with
+// FOR UPDATE, two mutations that each inserted an event before locking the
+// team deadlocked.
 func (s *Store) LockTeam(ctx context.Context, id uuid.UUID) error {
 	var t Team
-	err := s.with(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).Select("id").Where("id = ?", id).Take(&t).Error
+	err := s.with(ctx).Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Select("id").Where("id = ?", id).Take(&t).Error
 	return translate(err, "team")
 }
 

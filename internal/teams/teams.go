@@ -4,6 +4,7 @@ package teams
 
 import (
 	"context"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -44,6 +45,20 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 	return store.OrNil(s.store.Team(ctx, id))
 }
 
+// ByID reads the caller's team if ids name it, for nodes(ids:): other
+// teams' ids read exactly like unknown ones. With no ids it only checks
+// the caller is a team's key.
+func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.Team, error) {
+	if err := actor.Need(); err != nil || !slices.Contains(ids, actor.TeamID) {
+		return nil, err
+	}
+	t, err := s.store.Team(ctx, actor.TeamID)
+	if err != nil {
+		return nil, err
+	}
+	return []store.Team{*t}, nil
+}
+
 // Rename sets the caller's team's name.
 func (s *Service) Rename(ctx context.Context, actor *auth.Principal, name string) (*store.Team, error) {
 	if err := actor.Need(scope.MembersWrite); err != nil {
@@ -52,7 +67,10 @@ func (s *Service) Rename(ctx context.Context, actor *auth.Principal, name string
 	if err := validate.Name("name", name); err != nil {
 		return nil, err
 	}
-	return store.Tx(ctx, s.store, func(tx *store.Store) (*store.Team, error) {
+	return auth.InTx(ctx, s.store, actor, func(tx *store.Store, actor *auth.Principal) (*store.Team, error) {
+		if err := actor.Need(scope.MembersWrite); err != nil {
+			return nil, err
+		}
 		if err := tx.RenameTeam(ctx, actor.TeamID, name, store.Now()); err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/domaintest"
 	"github.com/keyplane/keyplane/internal/scope"
+	"github.com/keyplane/keyplane/internal/store"
 )
 
 // TestTeamMethodsNeedKey checks that reading the team needs a team API
@@ -22,6 +23,13 @@ func TestTeamMethodsNeedKey(t *testing.T) {
 			{Name: "Get", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.Get(ctx, p) }},
 			{Name: "Find", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.Find(ctx, p, fx.Team.ID) }},
 			{Name: "Find other team", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.Find(ctx, p, other.ID) }},
+			{Name: "ByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.ByID(ctx, p, nil) }},
+			{Name: "ByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Teams.ByID(ctx, p, []uuid.UUID{fx.Team.ID})
+			}},
+			{Name: "ByID other team", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Teams.ByID(ctx, p, []uuid.UUID{other.ID})
+			}},
 		})
 		team := func() any {
 			team, err := fx.Store.Team(context.Background(), fx.Team.ID)
@@ -44,7 +52,7 @@ func TestFindOtherTeamIsNil(t *testing.T) {
 	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
 		other, otherAdmin := fx.Other(t)
 		_, device := fx.Device(t)
-		domaintest.Lookups(t, fx.Teams.Find, []domaintest.Lookup{
+		lookups := []domaintest.Lookup{
 			{Name: "own team", P: fx.Admin, ID: fx.Team.ID, Found: true},
 			{Name: "own team, any key", P: fx.As(t, scope.AuditRead), ID: fx.Team.ID, Found: true},
 			{Name: "other team", P: fx.Admin, ID: other.ID},
@@ -53,6 +61,15 @@ func TestFindOtherTeamIsNil(t *testing.T) {
 			{Name: "unknown id", P: fx.Admin, ID: uuid.New()},
 			{Name: "own team from a device", P: device, ID: fx.Team.ID, Code: apperr.Forbidden},
 			{Name: "no credential", ID: fx.Team.ID, Code: apperr.Unauthenticated},
-		})
+		}
+		domaintest.Lookups(t, fx.Teams.Find, lookups)
+		// ByID, for nodes(ids:), answers the same for each id.
+		domaintest.Lookups(t, func(ctx context.Context, p *auth.Principal, id uuid.UUID) (*store.Team, error) {
+			teams, err := fx.Teams.ByID(ctx, p, []uuid.UUID{id})
+			if len(teams) == 0 {
+				return nil, err
+			}
+			return &teams[0], err
+		}, lookups)
 	})
 }
