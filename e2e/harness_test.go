@@ -470,3 +470,29 @@ func (e *env) events(key string, filter map[string]any) []event {
 	}
 	return out
 }
+
+// newEnvWithDBTimeout starts a server whose database calls have the given
+// deadline, as KEYPLANE_DB_TIMEOUT sets it: the store is opened with it.
+func newEnvWithDBTimeout(t *testing.T, d db.Dialect, timeout time.Duration, configure ...func(*config.Config)) *env {
+	t.Helper()
+	database := testdb.NewWithTimeout(t, d, timeout)
+	setTimeout := func(c *config.Config) { c.DBTimeout = timeout }
+	return startEnv(t, database, append([]func(*config.Config){setTimeout}, configure...)...)
+}
+
+// gqlWithin is gql for a request that must not hang: past limit the client
+// gives up, and the test fails saying so.
+func (e *env) gqlWithin(limit time.Duration, key, query string, vars map[string]any) *response {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range jsonHeader(key) {
+		req.Header.Set(k, v)
+	}
+	return e.do(e.t, req)
+}

@@ -3,6 +3,8 @@ package graph
 import (
 	"github.com/keyplane/keyplane/graph/generated"
 	"github.com/keyplane/keyplane/graph/model"
+	"github.com/keyplane/keyplane/internal/scope"
+	"github.com/keyplane/keyplane/internal/validate"
 )
 
 // connectionCost is the contract's cost of a connection: the page size times
@@ -19,8 +21,22 @@ func connectionCost(child int, first, last *int) int {
 	return size * (1 + child)
 }
 
-// setCosts puts the connection cost on every connection field.
+// listCost is the cost of a list of scalars: as many as it may hold, so
+// that a page of rows that each carry a long list costs what it weighs.
+// Without it a scalar costs 0, and a request of a few hundred bytes could
+// draw megabytes of tags.
+func listCost(most int) func(int) int {
+	return func(int) int { return most }
+}
+
+// setCosts puts the connection cost on every connection field, and on
+// every list of scalars the most it may hold. Other fields keep the
+// contract's default: 1 for an object, 0 for a scalar.
 func setCosts(c *generated.ComplexityRoot) {
+	c.ApiKey.Scopes = listCost(len(scope.All))
+	c.ApiKey.CIDRs = listCost(validate.MaxCIDRs)
+	c.Device.TagList = listCost(validate.MaxTags)
+	c.EnrollmentKey.TagList = listCost(validate.MaxTags)
 	c.Team.APIKeys = func(child int, first *int, _ *string, last *int, _ *string, _ *model.APIKeyFilter) int {
 		return connectionCost(child, first, last)
 	}

@@ -25,12 +25,24 @@ type Options struct {
 	// MaxDepth and MaxAliases refuse deep and wide queries.
 	MaxDepth   int
 	MaxAliases int
+	// MaxFields refuses a document of more fields once its fragments are
+	// expanded, and MaxSelection one with a larger selection set, before
+	// validation, which would walk every spread of every fragment.
+	MaxFields    int
+	MaxSelection int
 	// MaxTokens refuses a document of more lexical tokens before parsing it all.
 	MaxTokens int
+	// MaxResponseBytes refuses, with QUERY_TOO_COMPLEX, a response larger
+	// than it, rather than sending it or cutting it short; 0 sets no limit.
+	MaxResponseBytes int
 	// OnlineWindow is how recently a device must have been seen to be ONLINE.
 	OnlineWindow time.Duration
 	Logger       *slog.Logger
 }
+
+// queryCacheSize is how many documents the caches keep: parsed and
+// validated, persisted, and measured by the limits.
+const queryCacheSize = 1000
 
 // NewHandler builds the GraphQL endpoint: explicit transports, a parsed
 // query cache, automatic persisted queries, the cost limit, and error
@@ -39,21 +51,25 @@ func NewHandler(s *store.Store, o Options) *handler.Server {
 	cfg := generated.Config{Resolvers: NewResolver(s, o.OnlineWindow), Directives: Directives()}
 	setCosts(&cfg.Complexity)
 	srv := handler.New(generated.NewExecutableSchema(cfg))
-	srv.AddTransport(getTransport{})
-	srv.AddTransport(postTransport{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.AddTransport(getTransport{maxResponse: o.MaxResponseBytes})
+	srv.AddTransport(postTransport{maxResponse: o.MaxResponseBytes})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	presenter := ErrorPresenter(o.Logger)
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
-		// With the schema hidden, "did you mean" hints would leak it.
+		// With the schema hidden, "did you mean" hints would leak it, and
+		// so would the names in validation messages.
 		srv.Use(refuseIntrospection{})
 		srv.SetDisableSuggestion(true)
+		presenter = hideSchema(presenter)
 	}
 	srv.SetParserTokenLimit(o.MaxTokens)
-	srv.Use(queryLimits{maxDepth: o.MaxDepth, maxAliases: o.MaxAliases})
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	// Persisted queries first, so the limits measure the query they name.
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
+	srv.Use(newQueryLimits(o, queryCacheSize))
 	srv.Use(extension.FixedComplexityLimit(o.MaxCost, complexity.WithFixedScalarValue(0)))
-	srv.SetErrorPresenter(ErrorPresenter(o.Logger))
+	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(Recover(o.Logger))
 	srv.AroundOperations(withRowCache)
 	return srv

@@ -26,23 +26,29 @@ import (
 
 // rowCache holds the rows one operation has read by id, so that a row read
 // ahead for a nested list is not read again. It lives for one operation and
-// one team: nothing is shared across requests.
+// one team: nothing is shared across requests. Rows are keyed by type and
+// id (rowKey), since nodes(ids:) lets the client pair any id with any type:
+// a device's id asked for as a key must not find the device, nor mark the
+// id absent for the device.
 type rowCache struct {
 	mu   sync.Mutex
-	rows map[uuid.UUID]any
+	rows map[any]any
 }
+
+// rowKey is the cache's key of a row of type T.
+type rowKey[T any] struct{ id uuid.UUID }
 
 type rowCacheKey struct{}
 
 // withRowCache gives each operation its own cache.
 func withRowCache(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	return next(context.WithValue(ctx, rowCacheKey{}, &rowCache{rows: map[uuid.UUID]any{}}))
+	return next(context.WithValue(ctx, rowCacheKey{}, &rowCache{rows: map[any]any{}}))
 }
 
 func cacheFrom(ctx context.Context) *rowCache {
 	c, _ := ctx.Value(rowCacheKey{}).(*rowCache)
 	if c == nil {
-		c = &rowCache{rows: map[uuid.UUID]any{}}
+		c = &rowCache{rows: map[any]any{}}
 	}
 	return c
 }
@@ -54,7 +60,7 @@ func remember[T any](ctx context.Context, rows []*T, id func(*T) uuid.UUID) {
 	defer c.mu.Unlock()
 	for _, row := range rows {
 		if row != nil {
-			c.rows[id(row)] = row
+			c.rows[rowKey[T]{id(row)}] = row
 		}
 	}
 }
@@ -90,9 +96,9 @@ func related[P, T any](ctx context.Context, parents []*P, ref func(*P) *uuid.UUI
 		if r == nil {
 			continue
 		}
-		switch v := c.rows[*r].(type) {
+		switch v := c.rows[rowKey[T]{*r}].(type) {
 		case nil:
-			c.rows[*r] = mine
+			c.rows[rowKey[T]{*r}] = mine
 			missing = append(missing, *r)
 		case *inFlight:
 			if v != mine && !slices.Contains(waits, v) {
@@ -118,7 +124,7 @@ func related[P, T any](ctx context.Context, parents []*P, ref func(*P) *uuid.UUI
 	defer c.mu.Unlock()
 	for i, p := range parents {
 		if r := ref(p); r != nil {
-			out[i], _ = c.rows[*r].(*T)
+			out[i], _ = c.rows[rowKey[T]{*r}].(*T)
 		}
 	}
 	return out, nil
@@ -134,10 +140,10 @@ func fill[T any](ctx context.Context, c *rowCache, mine *inFlight, missing []uui
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range missing {
-		c.rows[m] = absent{}
+		c.rows[rowKey[T]{m}] = absent{}
 	}
 	for i := range rows {
-		c.rows[id(&rows[i])] = &rows[i]
+		c.rows[rowKey[T]{id(&rows[i])}] = &rows[i]
 	}
 	return err
 }
@@ -157,6 +163,25 @@ func (r *Resolver) membersByID(ctx context.Context) func(context.Context, []uuid
 func (r *Resolver) devicesByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Device, error) {
 	p := caller(ctx)
 	return func(ctx context.Context, ids []uuid.UUID) ([]store.Device, error) { return r.devices.ByID(ctx, p, ids) }
+}
+
+func (r *Resolver) teamsByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.Team, error) {
+	p := caller(ctx)
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.Team, error) { return r.teams.ByID(ctx, p, ids) }
+}
+
+func (r *Resolver) enrollmentKeysByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.EnrollmentKey, error) {
+	p := caller(ctx)
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.EnrollmentKey, error) {
+		return r.devices.KeysByID(ctx, p, ids)
+	}
+}
+
+func (r *Resolver) auditEventsByID(ctx context.Context) func(context.Context, []uuid.UUID) ([]store.AuditEvent, error) {
+	p := caller(ctx)
+	return func(ctx context.Context, ids []uuid.UUID) ([]store.AuditEvent, error) {
+		return r.auditLog.ByID(ctx, p, ids)
+	}
 }
 
 func keyID(k *store.APIKey) uuid.UUID      { return k.ID }
@@ -234,17 +259,7 @@ func (r *Resolver) fullTeam(ctx context.Context, t *store.Team) (*store.Team, er
 	if !t.CreatedAt.IsZero() {
 		return t, nil
 	}
-	teams, err := related(ctx, []*store.Team{t}, func(t *store.Team) *uuid.UUID { return &t.ID },
-		func(ctx context.Context, ids []uuid.UUID) ([]store.Team, error) {
-			if len(ids) == 0 {
-				return nil, caller(ctx).Need()
-			}
-			team, err := r.teams.Get(ctx, caller(ctx))
-			if err != nil {
-				return nil, err
-			}
-			return []store.Team{*team}, nil
-		}, func(t *store.Team) uuid.UUID { return t.ID })
+	teams, err := related(ctx, []*store.Team{t}, func(t *store.Team) *uuid.UUID { return &t.ID }, r.teamsByID(ctx), teamID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,17 +1,22 @@
 package graph
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/keyplane/keyplane/internal/apperr"
 )
 
 // Keyplane's own transports follow GraphQL over HTTP: POST with a JSON body
@@ -28,13 +33,13 @@ const (
 )
 
 // postTransport serves POST with a JSON body: one operation per request.
-type postTransport struct{}
+type postTransport struct{ maxResponse int }
 
 // getTransport serves GET, for queries only: GET must be safe, so that a link
 // or a prefetch can never change anything. The operation is checked after
 // the query is resolved, so a mutation named by a persisted-query hash is
 // refused too.
-type getTransport struct{}
+type getTransport struct{ maxResponse int }
 
 var (
 	_ graphql.Transport = postTransport{}
@@ -49,59 +54,183 @@ func (getTransport) Supports(r *http.Request) bool {
 	return r.Header.Get("Upgrade") == "" && r.Method == http.MethodGet
 }
 
-func (postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	media, ok := negotiate(w, r, exec)
 	if !ok {
-		return
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		refuse(w, r, exec, http.StatusBadRequest, "the request body could not be read")
-		return
-	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		refuse(w, r, exec, http.StatusBadRequest, "batched operations are not supported: send one operation per request")
-		return
-	}
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		refuse(w, r, exec, http.StatusBadRequest, "the request body is not one JSON object with a query")
 		return
 	}
 	params := &graphql.RawParams{Headers: r.Header, ReadTime: graphql.TraceTiming{Start: graphql.Now()}}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(params); err != nil || dec.More() {
-		refuse(w, r, exec, http.StatusBadRequest, "the request body is not one JSON object with a query")
+	if problem := decodeBody(r.Body, params); problem != "" {
+		refuse(w, r, exec, http.StatusBadRequest, problem)
 		return
 	}
 	params.ReadTime.End = graphql.Now()
-	execute(w, r, exec, params, media, false)
+	execute(w, r, exec, params, media, false, t.maxResponse)
 }
 
-func (getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	media, ok := negotiate(w, r, exec)
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	params := &graphql.RawParams{Query: q.Get("query"), OperationName: q.Get("operationName"), Headers: r.Header}
+	params := &graphql.RawParams{Headers: r.Header}
 	params.ReadTime = graphql.TraceTiming{Start: graphql.Now(), End: graphql.Now()}
-	for name, into := range map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
-		if raw := q.Get(name); raw != "" {
-			dec := json.NewDecoder(strings.NewReader(raw))
-			dec.UseNumber()
-			if err := dec.Decode(into); err != nil {
-				refuse(w, r, exec, http.StatusBadRequest, "the "+name+" parameter is not a JSON object")
-				return
+	if problem := decodeQueryString(r.URL.RawQuery, params); problem != "" {
+		refuse(w, r, exec, http.StatusBadRequest, problem)
+		return
+	}
+	execute(w, r, exec, params, media, true, t.maxResponse)
+}
+
+// The members of a request, in a body or in a query string: these four,
+// spelt exactly so, each at most once. encoding/json alone would match keys
+// regardless of case and keep the last of two, so that a gateway reading
+// "query" and Keyplane reading "QUERY" would see different operations; it
+// would also fill RawParams.Headers from a "headers" key.
+const (
+	paramQuery = 1 << iota
+	paramOperationName
+	paramVariables
+	paramExtensions
+)
+
+var paramNames = [...]string{"query", "operationName", "variables", "extensions"}
+
+// param returns the bit of a member's name, and where its value goes; 0
+// for any other name.
+func param(params *graphql.RawParams, name string) (int, any) {
+	switch name {
+	case "query":
+		return paramQuery, &params.Query
+	case "operationName":
+		return paramOperationName, &params.OperationName
+	case "variables":
+		return paramVariables, &params.Variables
+	case "extensions":
+		return paramExtensions, &params.Extensions
+	}
+	return 0, nil
+}
+
+// Why a request's members are refused. No message repeats what the client
+// sent, so that nothing of a body is reflected back.
+const (
+	notOneObject = "the request body is not one JSON object with a query"
+	batchRefused = "batched operations are not supported: send one operation per request"
+)
+
+// unknownParam explains a member that is none of the four.
+func unknownParam(where, name string) string {
+	for _, known := range paramNames {
+		if strings.EqualFold(name, known) {
+			return "the " + where + " names " + quoteName(known) + " in another case: names are matched exactly"
+		}
+	}
+	return "the " + where + " holds a member other than query, operationName, variables and extensions"
+}
+
+// twiceParam explains a member sent twice.
+func twiceParam(where, name string) string {
+	return "the " + where + " holds " + quoteName(name) + " more than once"
+}
+
+func quoteName(name string) string { return `"` + name + `"` }
+
+// decodeBody reads one JSON object into params in a single pass over the
+// body, token by token: each member is checked (known, exact, once) before
+// its value is decoded, so a refused body runs nothing, and the body is
+// never copied whole first. It returns why the body is refused, or "".
+func decodeBody(body io.Reader, params *graphql.RawParams) string {
+	dec := json.NewDecoder(body)
+	dec.UseNumber()
+	switch tok, err := dec.Token(); {
+	case err != nil && !isJSONError(err):
+		return "the request body could not be read"
+	case tok == json.Delim('['):
+		return batchRefused
+	case tok != json.Delim('{'):
+		return notOneObject
+	}
+	seen := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return notOneObject
+		}
+		name, _ := tok.(string)
+		bit, into := param(params, name)
+		switch {
+		case bit == 0:
+			return unknownParam("request body", name)
+		case seen&bit != 0:
+			return twiceParam("request body", name)
+		}
+		seen |= bit
+		if err := dec.Decode(into); err != nil {
+			return notOneObject
+		}
+	}
+	// The closing brace, then nothing but white space.
+	if _, err := dec.Token(); err != nil {
+		return notOneObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return notOneObject
+	}
+	return ""
+}
+
+// isJSONError reports whether err is about the JSON rather than reading it.
+func isJSONError(err error) bool {
+	var syntax *json.SyntaxError
+	return err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &syntax)
+}
+
+// decodeQueryString reads the parameters of a GET request into params, as
+// strictly as a body: the four names only, each once, and the query string
+// well-formed, so that no proxy can parse it differently. It returns why
+// the request is refused, or "".
+func decodeQueryString(raw string, params *graphql.RawParams) string {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return "the query string is malformed"
+	}
+	for name, values := range q {
+		bit, into := param(params, name)
+		switch {
+		case bit == 0:
+			return unknownParam("query string", name)
+		case len(values) > 1:
+			return twiceParam("query string", name)
+		}
+		switch v := values[0]; bit {
+		case paramQuery:
+			params.Query = v
+		case paramOperationName:
+			params.OperationName = v
+		default:
+			if v != "" && !decodeOne(v, into) {
+				return "the " + name + " parameter is not a JSON object"
 			}
 		}
 	}
-	execute(w, r, exec, params, media, true)
+	return ""
 }
 
-// execute runs one operation and writes its response.
-func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, media string, queriesOnly bool) {
+// decodeOne decodes raw, one JSON value and nothing after it, into v.
+func decodeOne(raw string, v any) bool {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(v) != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
+// execute runs one operation and writes its response, or, when that would
+// be larger than maxResponse bytes (0: no limit), an error in its place.
+func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, media string, queriesOnly bool, maxResponse int) {
 	ctx := r.Context()
 	if _, persisted := params.Extensions["persistedQuery"]; params.Query == "" && !persisted {
 		refuse(w, r, exec, http.StatusBadRequest, "the request has no query")
@@ -113,17 +242,18 @@ func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 		if media == mediaGraphQLResponse && errcode.GetErrorKind(errs) == errcode.KindProtocol {
 			status = http.StatusBadRequest
 		}
-		w.WriteHeader(status)
-		write(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
+		ctx := graphql.WithOperationContext(ctx, rc)
+		respond(ctx, w, exec, status, exec.DispatchError(ctx, errs), maxResponse, false)
 		return
 	}
-	if op := rc.Doc.Operations.ForName(rc.OperationName); queriesOnly && (op == nil || op.Operation != ast.Query) {
+	op := rc.Doc.Operations.ForName(rc.OperationName)
+	if queriesOnly && (op == nil || op.Operation != ast.Query) {
 		w.Header().Set("Allow", "POST")
 		refuse(w, r, exec, http.StatusMethodNotAllowed, "only queries may be sent with GET; send mutations with POST")
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	write(w, responses(ctx))
+	respond(ctx, w, exec, http.StatusOK, responses(ctx), maxResponse, op != nil && op.Operation == ast.Mutation)
 }
 
 // negotiate picks the response type from Accept and sets it: the GraphQL
@@ -161,14 +291,71 @@ func negotiate(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 
 // refuse answers a request that cannot run with one coded GraphQL error.
 func refuse(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, status int, message string) {
-	w.WriteHeader(status)
-	write(w, exec.DispatchError(r.Context(), gqlerror.List{gqlerror.Errorf("%s", message)}))
+	respond(r.Context(), w, exec, status, exec.DispatchError(r.Context(), gqlerror.List{gqlerror.Errorf("%s", message)}), 0, false)
 }
 
-func write(w http.ResponseWriter, resp *graphql.Response) {
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(resp); err != nil {
+// respond writes resp with the status. The response is measured before a
+// byte is written: when it is larger than maxResponse (0: no limit), a
+// QUERY_TOO_COMPLEX error goes in its place, never a truncated body.
+func respond(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, status int, resp *graphql.Response, maxResponse int, mutation bool) {
+	if resp == nil {
+		resp = &graphql.Response{}
+	}
+	head, data, tail := envelope(resp)
+	if size := len(head) + len(data) + len(tail); maxResponse > 0 && size > maxResponse {
+		resp = exec.DispatchError(ctx, gqlerror.List{responseTooLarge(maxResponse, mutation)})
+		head, data, tail = envelope(resp)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(head)
+	_, _ = w.Write(data)
+	_, _ = w.Write(tail)
+}
+
+var jsonNull = []byte("null")
+
+// responseTooLarge is the error that replaces a response over the limit.
+func responseTooLarge(limit int, mutation bool) *gqlerror.Error {
+	msg := fmt.Sprintf("the response would be larger than %d bytes (KEYPLANE_MAX_RESPONSE_BYTES) and was not sent: ask for fewer objects or fields", limit)
+	if mutation {
+		msg += "; the mutation itself was carried out"
+	}
+	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(apperr.QueryTooComplex)}}
+}
+
+// envelope encodes a response in three parts, as encoding/json orders
+// graphql.Response: errors first, then data, then the rest. The data,
+// which gqlgen has already encoded, is returned as it is, rather than
+// being checked and copied again by encoding/json, then copied once more
+// into a buffer.
+func envelope(resp *graphql.Response) (head, data, tail []byte) {
+	head = append(head, '{')
+	if len(resp.Errors) > 0 {
+		errs, err := json.Marshal(resp.Errors)
+		if err != nil {
+			panic(err)
+		}
+		head = append(head, `"errors":`...)
+		head = append(head, errs...)
+		head = append(head, ',')
+	}
+	head = append(head, `"data":`...)
+	rest, err := json.Marshal(struct {
+		Label      string         `json:"label,omitempty"`
+		Path       ast.Path       `json:"path,omitempty"`
+		HasNext    *bool          `json:"hasNext,omitempty"`
+		Extensions map[string]any `json:"extensions,omitempty"`
+	}{resp.Label, resp.Path, resp.HasNext, resp.Extensions})
+	if err != nil {
 		panic(err)
 	}
-	_, _ = w.Write(buf.Bytes())
+	if len(rest) > len("{}") {
+		tail = append(tail, ',')
+		tail = append(tail, rest[1:len(rest)-1]...)
+	}
+	data = resp.Data
+	if data == nil {
+		data = jsonNull
+	}
+	return head, data, append(tail, "}\n"...)
 }

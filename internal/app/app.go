@@ -35,7 +35,7 @@ type App struct {
 // REDIS_URL is set and Redis cannot be reached.
 func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logger) (*App, error) {
 	a := &App{Usage: usage.New(s, log, cfg.UsageFlushInterval)}
-	limits, err := a.limits(ctx, cfg)
+	limits, err := a.limits(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +44,8 @@ func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logge
 	gql := graph.NewHandler(s, graph.Options{
 		Introspection: cfg.Introspection, OnlineWindow: cfg.DeviceOnlineWindow, Logger: log,
 		MaxCost: cfg.MaxCost, MaxDepth: cfg.MaxDepth, MaxAliases: cfg.MaxAliases, MaxTokens: cfg.MaxTokens,
+		MaxFields: cfg.MaxFields, MaxSelection: cfg.MaxSelection,
+		MaxResponseBytes: cfg.MaxResponseBytes,
 	})
 	a.Handler = httpapi.NewRouter(httpapi.Options{
 		GraphQL:        gql,
@@ -61,13 +63,17 @@ func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logge
 
 // limits builds the rate limiters: in process, or in Redis when REDIS_URL
 // is set, so that every replica shares them. A rate of 0 turns one off.
-func (a *App) limits(ctx context.Context, cfg config.Config) (httpapi.Limits, error) {
+// Redis is asked with a deadline of cfg.RedisTimeout per call and no retry
+// of the client's own: the limiters fail open behind a circuit breaker, so
+// that a sick Redis costs a request at most one deadline.
+func (a *App) limits(ctx context.Context, cfg config.Config, log *slog.Logger) (httpapi.Limits, error) {
+	var backend *ratelimit.RedisBackend
 	newLimiter := func(prefix string, rate float64, burst int) ratelimit.Limiter {
 		switch {
 		case rate == 0:
 			return nil
-		case a.redis != nil:
-			return ratelimit.NewRedis(a.redis, prefix, rate, burst)
+		case backend != nil:
+			return ratelimit.NewRedis(backend, prefix, rate, burst)
 		default:
 			return ratelimit.NewLocal(rate, burst)
 		}
@@ -77,15 +83,19 @@ func (a *App) limits(ctx context.Context, cfg config.Config) (httpapi.Limits, er
 		if err != nil {
 			return httpapi.Limits{}, fmt.Errorf("REDIS_URL: %w", err)
 		}
+		ratelimit.FailFast(opts, cfg.RedisTimeout)
 		a.redis = redis.NewClient(opts)
 		if err := a.redis.Ping(ctx).Err(); err != nil {
 			_ = a.redis.Close()
 			return httpapi.Limits{}, fmt.Errorf("connect to redis: %w", err)
 		}
+		backend = ratelimit.NewRedisBackend(a.redis, cfg.RedisTimeout, log)
 	}
 	return httpapi.Limits{
-		Requests: newLimiter("keyplane:rate:req:", cfg.RateLimitRPS, cfg.RateLimitBurst),
-		Failures: newLimiter("keyplane:rate:fail:", cfg.AuthFailureRPS, cfg.AuthFailureBurst),
+		Requests:  newLimiter("keyplane:rate:req:", cfg.RateLimitRPS, cfg.RateLimitBurst),
+		Failures:  newLimiter("keyplane:rate:fail:", cfg.AuthFailureRPS, cfg.AuthFailureBurst),
+		Anonymous: newLimiter("keyplane:rate:anon:", cfg.AnonymousRPS, cfg.AnonymousBurst),
+		Redis:     backend,
 	}, nil
 }
 

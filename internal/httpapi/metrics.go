@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/requestid"
 )
 
@@ -30,6 +31,25 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	reg.MustRegister(m.requests, m.duration)
 	return m
+}
+
+// registerLimitMetrics reports, when the rate limits live in Redis, how
+// often they failed open and where the circuit breaker in front of Redis
+// stands.
+func registerLimitMetrics(reg *prometheus.Registry, b *ratelimit.RedisBackend) {
+	if b == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyplane_ratelimit_fail_open_total",
+			Help: "Rate-limit decisions let through because Redis did not answer in time or was skipped by its circuit breaker.",
+		}, func() float64 { return float64(b.FailOpens()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyplane_ratelimit_redis_breaker_state",
+			Help: "The circuit breaker in front of Redis: 0 closed (Redis asked), 1 half-open (one probe out), 2 open (Redis skipped, limits fail open).",
+		}, func() float64 { return float64(b.BreakerState()) }),
+	)
 }
 
 // route names a path for labels; unknown paths share one label, so that a

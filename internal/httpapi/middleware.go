@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ratelimit"
@@ -136,17 +138,59 @@ type Limits struct {
 	// Failures bounds the failed credentials of one client address, and is
 	// checked before any database work.
 	Failures ratelimit.Limiter
+	// Anonymous bounds the requests without a credential of one client
+	// address, checked before the body is read or parsed.
+	Anonymous ratelimit.Limiter
+	// Redis, when the limiters keep their buckets there, reports how often
+	// they failed open and where its circuit breaker stands (metrics).
+	Redis *ratelimit.RedisBackend
 }
 
 // maxFailureWait caps the Retry-After of the failure limit: a storm of bad
 // guesses from an address must not lock the real holder out for long.
 const maxFailureWait = 10 * time.Second
 
+// withLimiterBudget marks the request as one for the rate limiters: once a
+// Redis call of it fails, its other limits fail open without waiting again.
+func withLimiterBudget(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(ratelimit.WithRequest(r.Context())))
+	})
+}
+
+// limitAnonymous spends a token of the client address's anonymous budget
+// for a request that presents no credential (introspection, enrollDevice,
+// __typename), and refuses it with 429 when there is none, before its body
+// is read or parsed. A request with a credential is left to authenticate.
+func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if limiter == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, presented := credentialOf(r); !presented {
+				ctx := r.Context()
+				d, err := limiter.Take(ctx, "anon:"+auth.ClientFrom(ctx).IP)
+				if err != nil {
+					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
+				} else if !d.Allowed {
+					tooMany(w, d.RetryAfter, "too many requests without a credential from this address")
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
 // authenticate turns the request's credential into a principal. A request
 // without one runs unauthenticated (guarded fields refuse it); a credential
 // that does not authenticate stops here with 401, before anything executes.
-// An address that failed too often is refused with 429 before its credential
-// is even looked up, and a credential over its rate with 429 after.
+// Before the database is asked anything, an address that failed too often
+// is refused with 429, and so is a credential whose bucket is empty: its
+// id is read from the token, and the bucket only peeked at, since anyone
+// can write a token with someone else's id. The bucket is spent once the
+// credential authenticated; a forged one is charged to its address.
 func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -162,6 +206,15 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Ha
 			if wait, blocked := guard.Blocked(ctx); blocked {
 				tooMany(w, wait, "too many failed credentials from this address")
 				return
+			}
+			if claim, ok := auth.ClaimOf(token); ok && limits.Requests != nil {
+				d, err := limits.Requests.Peek(ctx, bucket(claim.Kind, claim.ID))
+				if err != nil {
+					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
+				} else if !d.Allowed {
+					tooMany(w, d.RetryAfter, "this credential is over its request rate")
+					return
+				}
 			}
 			p, err := a.Authenticate(ctx, token, client)
 			var failure *auth.Failure
@@ -194,9 +247,18 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Ha
 // principalKey names a credential's bucket; a key keeps it across rotations.
 func principalKey(p *auth.Principal) string {
 	if p.Kind == auth.KindDevice {
-		return "dev:" + p.DeviceID.String()
+		return bucket(auth.KindDevice, p.DeviceID)
 	}
-	return "key:" + p.KeyID.String()
+	return bucket(auth.KindAPIKey, p.KeyID)
+}
+
+// bucket names the request bucket of a key or a device, the same whether
+// the id was read from the token or from the authenticated principal.
+func bucket(kind auth.Kind, id uuid.UUID) string {
+	if kind == auth.KindDevice {
+		return "dev:" + id.String()
+	}
+	return "key:" + id.String()
 }
 
 // failureGuard is the failure limit of one client address, shared by the

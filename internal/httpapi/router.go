@@ -10,12 +10,12 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/playground"
 )
 
 // Authenticator turns a presented credential into a principal.
@@ -49,7 +49,8 @@ func NewRouter(o Options) http.Handler {
 	m := newMetrics(o.Registry)
 	mux := http.NewServeMux()
 
-	graphql := chain(o.GraphQL, requireJSON, limitBody(o.MaxBodyBytes), authenticate(o.Authenticator, o.Limits, o.Logger))
+	registerLimitMetrics(o.Registry, o.Limits.Redis)
+	graphql := chain(o.GraphQL, withLimiterBudget, limitAnonymous(o.Limits.Anonymous, o.Logger), requireJSON, limitBody(o.MaxBodyBytes), authenticate(o.Authenticator, o.Limits, o.Logger))
 	mux.Handle("POST /graphql", graphql)
 	mux.Handle("GET /graphql", graphql)
 	mux.HandleFunc("HEAD /graphql", methodNotAllowed("GET, POST"))
@@ -71,21 +72,15 @@ func NewRouter(o Options) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
 	if o.Playground {
 		mux.Handle("GET /{$}", playgroundHandler())
+		mux.Handle("GET "+playground.AssetPath, playgroundHandler())
 	}
-	return chain(mux, withRequestID, withClient(o.TrustedProxies), observe(o.Logger, m), recoverPanics(o.Logger), securityHeaders)
+	return chain(mux, withRequestID, withClient(canonicalProxies(o.TrustedProxies), o.Logger), observe(o.Logger, m), recoverPanics(o.Logger), securityHeaders)
 }
 
 // playgroundHandler serves GraphiQL with the Authorization header ready to
 // be filled in, under a policy that lets the page load only its own scripts.
 func playgroundHandler() http.Handler {
-	page := playground.Handler("Keyplane", "/graphql",
-		playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": "Bearer <paste your kp_ key here>"}),
-		playground.WithStoragePrefix("keyplane"),
-	)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; font-src 'self' data: https://cdn.jsdelivr.net; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-		page.ServeHTTP(w, r)
-	})
+	return playground.Handler(playground.Options{Endpoint: "/graphql", Title: "Keyplane"})
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {

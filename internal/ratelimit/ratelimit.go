@@ -19,10 +19,13 @@ type Decision struct {
 }
 
 // Limiter is a set of buckets refilling at a rate, each holding up to burst.
+// A limiter that cannot decide lets the request through: the Redis one
+// does so itself (it logs and counts it), and a caller given an error does.
 type Limiter interface {
 	// Take spends one token of key's bucket, if there is one.
 	Take(ctx context.Context, key string) (Decision, error)
-	// Peek reports whether key's bucket holds a token, spending nothing.
+	// Peek reports whether key's bucket holds a token, spending nothing:
+	// a check that anyone may make without costing the bucket's owner.
 	Peek(ctx context.Context, key string) (Decision, error)
 }
 

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -27,7 +28,8 @@ func limiters(t *testing.T, rate float64, burst int) map[string]Limiter {
 		t.Logf("Redis does not answer; testing the in-process limiter only: %v", err)
 		return out
 	}
-	out["redis"] = NewRedis(client, "keyplane-test:"+t.Name()+":"+time.Now().Format(time.RFC3339Nano)+":", rate, burst)
+	backend := NewRedisBackend(client, time.Second, slog.New(slog.DiscardHandler))
+	out["redis"] = NewRedis(backend, "keyplane-test:"+t.Name()+":"+time.Now().Format(time.RFC3339Nano)+":", rate, burst)
 	return out
 }
 

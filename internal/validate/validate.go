@@ -3,13 +3,14 @@
 package validate
 
 import (
+	"errors"
 	"net/mail"
-	"net/netip"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/netaddr"
 )
 
 // Limits of the contract.
@@ -53,7 +54,8 @@ func text(field, s string, max int, multiline bool) error {
 }
 
 // CIDRs checks a list of networks and returns them in canonical form
-// (203.0.113.7/24 becomes 203.0.113.0/24), without duplicates.
+// (203.0.113.7/24 becomes 203.0.113.0/24, ::ffff:10.0.0.0/104 becomes
+// 10.0.0.0/8), without duplicates. What an entry admits is netaddr's rule.
 func CIDRs(field string, cidrs []string) ([]string, error) {
 	if len(cidrs) > MaxCIDRs {
 		return nil, apperr.Input(field, "%s takes at most %d networks", field, MaxCIDRs)
@@ -61,11 +63,14 @@ func CIDRs(field string, cidrs []string) ([]string, error) {
 	out := make([]string, 0, len(cidrs))
 	seen := make(map[string]bool, len(cidrs))
 	for _, c := range cidrs {
-		prefix, err := netip.ParsePrefix(strings.TrimSpace(c))
+		prefix, err := netaddr.ParsePrefix(strings.TrimSpace(c))
+		if errors.Is(err, netaddr.ErrShortMapped) {
+			return nil, apperr.Input(field, "%s: %q is an IPv4-mapped network shorter than /96, which reaches into IPv6; write the IPv4 network instead (::ffff:10.0.0.0/104 is 10.0.0.0/8)", field, truncate(c))
+		}
 		if err != nil {
 			return nil, apperr.Input(field, "%s: %q is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32", field, truncate(c))
 		}
-		canonical := prefix.Masked().String()
+		canonical := prefix.String()
 		if !seen[canonical] {
 			seen[canonical] = true
 			out = append(out, canonical)
