@@ -105,7 +105,7 @@ func setup(ctx context.Context, stderr io.Writer) (config.Config, *slog.Logger, 
 		return cfg, nil, nil, exitConfig
 	}
 	log := newLogger(cfg, stderr)
-	d, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{})
+	d, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{Timeout: cfg.DBTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "keyplane: %v\n", err)
 		return cfg, log, nil, exitFailure
@@ -292,7 +292,7 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keyplane: %v\n", err)
 		return exitConfig
 	}
-	d, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{MaxOpen: 2})
+	d, err := db.Open(ctx, cfg.DatabaseURL, db.Pool{MaxOpen: 2, Timeout: cfg.DBTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "keyplane: %v\n", err)
 		return exitFailure

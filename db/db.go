@@ -11,8 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,10 +36,18 @@ const (
 // DefaultURL is used when DATABASE_URL is unset: an embedded SQLite file.
 const DefaultURL = "sqlite:data/keyplane.db"
 
-// Pool holds the connection-pool sizes. Zero values take the defaults.
+// Pool holds the connection-pool settings. Zero values take the defaults.
 type Pool struct {
+	// MaxOpen bounds the connections: on SQLite those of the read pool,
+	// beside which there is always exactly one writer connection.
 	MaxOpen     int
 	MaxLifetime time.Duration
+	// Timeout is the deadline of each database call (KEYPLANE_DB_TIMEOUT):
+	// GORM's, and the Store's own around transactions and direct pgx
+	// reads. On PostgreSQL it is also each connection's statement_timeout,
+	// and on SQLite its busy_timeout. Zero sets none of them (SQLite then
+	// waits up to 10 s for a lock).
+	Timeout time.Duration
 	// OnStatement, when set, is called for every SQL statement sent: tests
 	// count a request's statements with it.
 	OnStatement func()
@@ -49,26 +56,59 @@ type Pool struct {
 // DB is an open database: GORM for every query, and on PostgreSQL the pgx
 // pool GORM runs on, for the few queries on every request's path that skip
 // database/sql and GORM's reflection.
+//
+// On SQLite, Gorm reads from a pool of read-only connections and sends every
+// write and every transaction to one writer connection (see sqlite.go), so
+// that a read never waits behind a writer.
 type DB struct {
 	Gorm    *gorm.DB
 	Dialect Dialect
 	// Pgx is nil on SQLite.
 	Pgx *pgxpool.Pool
+	// Timeout is the deadline of each call (Pool.Timeout); zero: none.
+	Timeout time.Duration
+
+	// reader and writer are SQLite's pools: the same one in memory.
+	reader, writer *sql.DB
+	// migrationConn is how migrations connect to PostgreSQL: as the URL
+	// says, without the pool's statement_timeout, since a migration may
+	// rightly take longer than a request.
+	migrationConn *pgx.ConnConfig
 }
 
 // Close releases the connections, also of a DB that Open left half made.
 func (d *DB) Close() error {
-	var err error
-	if d.Gorm != nil {
-		var sqlDB *sql.DB
-		if sqlDB, err = d.Gorm.DB(); err == nil {
+	var errs []error
+	switch {
+	case d.reader != nil:
+		errs = append(errs, d.reader.Close())
+		if d.writer != d.reader {
+			errs = append(errs, d.writer.Close())
+		}
+	case d.Gorm != nil:
+		sqlDB, err := d.Gorm.DB()
+		if err == nil {
 			err = sqlDB.Close()
 		}
+		errs = append(errs, err)
 	}
 	if d.Pgx != nil {
 		d.Pgx.Close()
 	}
-	return err
+	return errors.Join(errs...)
+}
+
+// Ping reports whether the database answers: on SQLite its read pool, which
+// a long write does not hold up.
+func (d *DB) Ping(ctx context.Context) error {
+	if d.reader != nil {
+		return d.reader.PingContext(ctx)
+	}
+	sqlDB, err := d.Gorm.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
 }
 
 // Target is a parsed DATABASE_URL.
@@ -105,23 +145,18 @@ func Parse(raw string) (Target, error) {
 	}
 }
 
-// sqliteTarget turns on foreign keys, WAL and a busy timeout, and makes every
-// transaction take the write lock at BEGIN (_txlock=immediate). Row locks do
-// not exist in SQLite; immediate transactions serialise writers instead, so a
-// read-then-write inside a transaction cannot be interleaved. (The driver
-// ignores _txlock when _time_format is also given, so that one stays unset:
-// its default is the same format.)
+// sqliteTarget names the file, or memory. The connection settings (WAL,
+// foreign keys, busy timeout, the writer's immediate transactions) are added
+// by openSQLite, since the reader and the writer differ in them.
 func sqliteTarget(path string) Target {
-	params := "_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	if path == ":memory:" {
-		// A shared cache keeps one database across the pool's connections.
-		return Target{Dialect: SQLite, DSN: "file::memory:?cache=shared&" + params}
+		return Target{Dialect: SQLite, DSN: "file::memory:"}
 	}
-	return Target{Dialect: SQLite, Path: path, DSN: "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&" + params}
+	return Target{Dialect: SQLite, Path: path, DSN: "file:" + path}
 }
 
 // Open connects to the database a URL names, with GORM's error translation,
-// and sets the pool sizes.
+// and sets the pool sizes and the deadline of each call.
 func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 	t, err := Parse(raw)
 	if err != nil {
@@ -130,25 +165,25 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 	if pool.MaxLifetime == 0 {
 		pool.MaxLifetime = 30 * time.Minute
 	}
-	d := &DB{Dialect: t.Dialect}
+	d := &DB{Dialect: t.Dialect, Timeout: max(pool.Timeout, 0)}
 	var dialector gorm.Dialector
 	switch t.Dialect {
 	case Postgres:
 		pool.MaxOpen = cmp.Or(pool.MaxOpen, 20)
-		if d.Pgx, err = openPgx(ctx, t.DSN, pool); err != nil {
+		if d.Pgx, d.migrationConn, err = openPgx(ctx, t.DSN, pool); err != nil {
 			return nil, err
 		}
 		// database/sql holds no idle connections of its own here: they stay
 		// in the pgx pool, shared by both ways in.
 		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDBFromPool(d.Pgx)})
 	case SQLite:
-		if t.Path != "" {
-			if err := os.MkdirAll(filepath.Dir(t.Path), 0o700); err != nil {
-				return nil, fmt.Errorf("create database folder: %w", err)
-			}
-		}
-		dialector = sqlite.Open(t.DSN)
 		pool.MaxOpen = cmp.Or(pool.MaxOpen, 4)
+		var conns *sqlitePool
+		if conns, err = openSQLite(ctx, t, pool); err != nil {
+			return nil, err
+		}
+		d.reader, d.writer = conns.reader, conns.writer
+		dialector = &sqlite.Dialector{Conn: conns}
 	}
 	d.Gorm, err = gorm.Open(dialector, &gorm.Config{
 		TranslateError: true,
@@ -167,39 +202,45 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 		_ = d.Close()
 		return nil, fmt.Errorf("open %s database: %w", t.Dialect, err)
 	}
-	sqlDB, err := d.Gorm.DB()
-	if err != nil {
+	var callbacks []error
+	if t.Dialect == SQLite {
+		callbacks = append(callbacks, routeWrites(d.Gorm))
+		if pool.OnStatement != nil {
+			callbacks = append(callbacks, countGormStatements(d.Gorm, pool.OnStatement))
+		}
+	}
+	if d.Timeout > 0 {
+		callbacks = append(callbacks, registerDeadlines(d.Gorm, d.Timeout))
+	}
+	if err := errors.Join(callbacks...); err != nil {
 		_ = d.Close()
 		return nil, err
 	}
-	if t.Dialect == SQLite {
-		sqlDB.SetMaxOpenConns(pool.MaxOpen)
-		sqlDB.SetMaxIdleConns(pool.MaxOpen)
-		sqlDB.SetConnMaxLifetime(pool.MaxLifetime)
-		if pool.OnStatement != nil {
-			if err := countGormStatements(d.Gorm, pool.OnStatement); err != nil {
-				_ = d.Close()
-				return nil, err
-			}
-		}
-	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := sqlDB.PingContext(pingCtx); err != nil {
+	if err := d.Ping(pingCtx); err != nil {
 		_ = d.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", t.Dialect, err)
 	}
 	return d, nil
 }
 
-// openPgx makes the PostgreSQL pool. Connections open on first use.
-func openPgx(ctx context.Context, dsn string, pool Pool) (*pgxpool.Pool, error) {
+// openPgx makes the PostgreSQL pool. Connections open on first use. With a
+// timeout, each connection starts with statement_timeout set to it, sent in
+// the startup message: no statement of its own, on no request's path. A
+// statement_timeout in the URL wins. It also returns the connection settings
+// as the URL gives them, for migrations.
+func openPgx(ctx context.Context, dsn string, pool Pool) (*pgxpool.Pool, *pgx.ConnConfig, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadURL, err)
 	}
 	cfg.MaxConns = int32(pool.MaxOpen)
 	cfg.MaxConnLifetime = pool.MaxLifetime
+	migrations := cfg.ConnConfig.Copy()
+	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set && pool.Timeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(pool.Timeout.Milliseconds(), 1), 10)
+	}
 	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		registerUUID(conn)
 		return nil
@@ -209,9 +250,9 @@ func openPgx(ctx context.Context, dsn string, pool Pool) (*pgxpool.Pool, error) 
 	}
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres database: %w", err)
+		return nil, nil, fmt.Errorf("open postgres database: %w", err)
 	}
-	return p, nil
+	return p, migrations, nil
 }
 
 // statementCounter calls its function for each statement pgx sends.

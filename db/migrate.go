@@ -2,10 +2,12 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 )
 
@@ -13,30 +15,50 @@ import (
 var migrations embed.FS
 
 // provider returns goose's migration runner for the connection's dialect,
-// reading the embedded SQL files of that dialect only.
-func provider(d *DB) (*goose.Provider, error) {
+// reading the embedded SQL files of that dialect only, and the function that
+// releases what it opened.
+func provider(d *DB) (*goose.Provider, func(), error) {
 	dialect := d.Dialect
 	sub, err := fs.Sub(migrations, "migrations/"+string(dialect))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sqlDB, err := d.Gorm.DB()
+	sqlDB, release, err := migrationDB(d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gooseDialect := goose.DialectPostgres
 	if dialect == SQLite {
 		gooseDialect = goose.DialectSQLite3
 	}
-	return goose.NewProvider(gooseDialect, sqlDB, sub)
+	p, err := goose.NewProvider(gooseDialect, sqlDB, sub)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return p, release, nil
+}
+
+// migrationDB is the connection pool migrations run on: on PostgreSQL one
+// of their own, without the statement_timeout of the request pool; on
+// SQLite the writer.
+func migrationDB(d *DB) (*sql.DB, func(), error) {
+	if d.migrationConn != nil {
+		sqlDB := stdlib.OpenDB(*d.migrationConn)
+		sqlDB.SetMaxOpenConns(2)
+		return sqlDB, func() { _ = sqlDB.Close() }, nil
+	}
+	sqlDB, err := d.Gorm.DB()
+	return sqlDB, func() {}, err
 }
 
 // Migrate applies every pending migration and reports how many it applied.
 func Migrate(ctx context.Context, d *DB) (int, error) {
-	p, err := provider(d)
+	p, release, err := provider(d)
 	if err != nil {
 		return 0, fmt.Errorf("load migrations: %w", err)
 	}
+	defer release()
 	results, err := p.Up(ctx)
 	if err != nil {
 		return len(results), fmt.Errorf("apply migrations: %w", err)
@@ -53,10 +75,11 @@ type MigrationState struct {
 
 // Status lists every known migration and whether it is applied.
 func Status(ctx context.Context, d *DB) ([]MigrationState, error) {
-	p, err := provider(d)
+	p, release, err := provider(d)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
+	defer release()
 	st, err := p.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read migration status: %w", err)

@@ -13,8 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -83,8 +85,15 @@ func Each(t *testing.T, fn func(t *testing.T, d db.Dialect)) {
 }
 
 // New returns a fresh migrated database on the dialect, dropped when the
-// test ends.
+// test ends. Its calls carry the server's default deadline.
 func New(t testing.TB, d db.Dialect) *Database {
+	t.Helper()
+	return NewWithTimeout(t, d, config.DefaultDBTimeout)
+}
+
+// NewWithTimeout is New with another deadline of each database call (on
+// PostgreSQL also the statement_timeout): what KEYPLANE_DB_TIMEOUT sets.
+func NewWithTimeout(t testing.TB, d db.Dialect, timeout time.Duration) *Database {
 	t.Helper()
 	ctx := context.Background()
 	var rawURL string
@@ -95,7 +104,7 @@ func New(t testing.TB, d db.Dialect) *Database {
 		rawURL = newSchema(t)
 	}
 	database := &Database{Dialect: d, URL: rawURL}
-	opened, err := db.Open(ctx, rawURL, db.Pool{MaxOpen: 8, OnStatement: func() { database.statements.Add(1) }})
+	opened, err := db.Open(ctx, rawURL, db.Pool{MaxOpen: 8, Timeout: timeout, OnStatement: func() { database.statements.Add(1) }})
 	if err != nil {
 		t.Fatalf("open %s: %v", d, err)
 	}
