@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/netaddr"
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/requestid"
 )
@@ -170,7 +171,7 @@ func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger) func(http.Handl
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if _, presented := credentialOf(r); !presented {
 				ctx := r.Context()
-				d, err := limiter.Take(ctx, "anon:"+auth.ClientFrom(ctx).IP)
+				d, err := limiter.Take(ctx, "anon:"+netaddr.Budget(auth.ClientFrom(ctx).IP))
 				if err != nil {
 					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
 				} else if !d.Allowed {
@@ -196,7 +197,7 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Ha
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
 			client := auth.ClientFrom(ctx)
-			guard := failureGuard{limiter: limits.Failures, key: "fail:" + client.IP, log: log}
+			guard := failureGuard{limiter: limits.Failures, key: "fail:" + netaddr.Budget(client.IP), log: log}
 			ctx = auth.WithGuard(ctx, guard)
 			token, presented := credentialOf(r)
 			if !presented {

@@ -82,3 +82,18 @@ func Admits(networks []netip.Prefix, client netip.Addr) bool {
 	}
 	return false
 }
+
+// Budget names the client that a per-address budget (failed credentials,
+// requests without one) is kept for: an IPv4 address, or the /64 network of
+// an IPv6 one. One IPv6 host usually holds a whole /64, so budgets kept per
+// address would give it billions of them.
+func Budget(ip string) string {
+	a, err := ParseAddr(ip)
+	switch {
+	case err != nil:
+		return ip
+	case a.Is4():
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}

@@ -94,3 +94,18 @@ func TestAdmits(t *testing.T) {
 		}
 	}
 }
+
+func TestBudgetKeepsOneBudgetPerIPv6Network(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"203.0.113.9", "203.0.113.9"},
+		{"::ffff:203.0.113.9", "203.0.113.9"},
+		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"unknown", "unknown"},
+	} {
+		if got := Budget(tc.ip); got != tc.want {
+			t.Errorf("Budget(%q) = %q, want %q", tc.ip, got, tc.want)
+		}
+	}
+}
