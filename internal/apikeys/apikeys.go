@@ -370,10 +370,7 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 // to keys (createdBy, actor). With no ids it only checks the caller may read
 // keys, so that an edge is refused whatever it points to.
 func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.APIKey, error) {
-	if err := actor.Need(scope.APIKeysRead); err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	return s.store.APIKeysByID(ctx, actor.TeamID, ids)
+	return auth.ByID(ctx, actor, scope.APIKeysRead, ids, s.store.APIKeysByID)
 }
 
 // Scopes returns what each of the given keys, which the caller already

@@ -139,10 +139,7 @@ func (l *Log) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*s
 // no ids it only checks the caller may read the log, so that a refusal does
 // not depend on what the ids name.
 func (l *Log) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.AuditEvent, error) {
-	if err := actor.Need(scope.AuditRead); err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	return l.store.AuditEventsByID(ctx, actor.TeamID, ids)
+	return auth.ByID(ctx, actor, scope.AuditRead, ids, l.store.AuditEventsByID)
 }
 
 // Change runs a mutation and its audit event in one transaction, then reads

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"time"
@@ -36,6 +37,19 @@ func (p *Principal) Need(scopes ...scope.Scope) error {
 		}
 	}
 	return nil
+}
+
+// ByID is every domain service's read by ids (for edges, loaders and
+// nodes): it checks the caller holds the read scope of the type first, then
+// reads the ids in the caller's team. With no ids it only checks, so that a
+// loader can refuse an edge whatever it points to, and before it looks at
+// what the operation has read already.
+func ByID[T any](ctx context.Context, p *Principal, read scope.Scope, ids []uuid.UUID,
+	fetch func(ctx context.Context, teamID uuid.UUID, ids []uuid.UUID) ([]T, error)) ([]T, error) {
+	if err := p.Need(read); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return fetch(ctx, p.TeamID, ids)
 }
 
 // NeedDevice returns nil when p is a device token: the only credential

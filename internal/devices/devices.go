@@ -274,10 +274,7 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 // point to devices (AuditEvent.actorDevice). With no ids it only checks the
 // caller may read devices, so that an edge is refused whatever it points to.
 func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.Device, error) {
-	if err := actor.Need(scope.DevicesRead); err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	return s.store.DevicesByID(ctx, actor.TeamID, ids)
+	return auth.ByID(ctx, actor, scope.DevicesRead, ids, s.store.DevicesByID)
 }
 
 // List reads one page of the caller's team's devices.

@@ -219,10 +219,7 @@ func (s *Service) FindKey(ctx context.Context, actor *auth.Principal, id uuid.UU
 // nodes(ids:). With no ids it only checks the caller may read enrollment
 // keys, so that a refusal does not depend on what the ids name.
 func (s *Service) KeysByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.EnrollmentKey, error) {
-	if err := actor.Need(scope.DevicesRead); err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	return s.store.EnrollmentKeysByID(ctx, actor.TeamID, ids)
+	return auth.ByID(ctx, actor, scope.DevicesRead, ids, s.store.EnrollmentKeysByID)
 }
 
 // ListKeys reads one page of the caller's team's enrollment keys.

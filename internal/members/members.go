@@ -215,10 +215,7 @@ func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID)
 // that point to members (ApiKey.owner). With no ids it only checks the
 // caller may read members, so that an edge is refused whatever it points to.
 func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UUID) ([]store.Member, error) {
-	if err := actor.Need(scope.MembersRead); err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	return s.store.MembersByID(ctx, actor.TeamID, ids)
+	return auth.ByID(ctx, actor, scope.MembersRead, ids, s.store.MembersByID)
 }
 
 // List reads one page of the caller's team's current members.
