@@ -391,6 +391,7 @@ func TestHostileInputs(t *testing.T) {
 		}
 		const (
 			deepLimit  = "the limit is 12"
+			introLimit = "from __schema or __type; the limit is 16"
 			aliasLimit = "the limit is 30"
 			costLimit  = "10000"
 			tokenLimit = "5000"
@@ -636,7 +637,17 @@ func TestHostileInputs(t *testing.T) {
 			{name: "depth 13", key: admin, query: hoNested(13), status: 200, code: "QUERY_TOO_COMPLEX", msg: deepLimit},
 			{name: "depth 13 through named fragments", key: admin, query: hoNestedByFragments(13), status: 200, code: "QUERY_TOO_COMPLEX", msg: deepLimit},
 			{name: "depth 13 through inline fragments", key: admin, query: hoNestedInline(13), status: 200, code: "QUERY_TOO_COMPLEX", msg: deepLimit},
-			{name: "depth 13 of introspection", query: `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }`,
+			// Introspection is measured from __schema or __type against a
+			// bound of its own, 16, and counts one level of the data graph.
+			{name: "introspection 13 deep is allowed", query: `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }`,
+				status: 200, code: ""},
+			{name: "introspection 16 deep is allowed", key: admin, query: `{ __type(name: "Team") { ` + strings.Repeat("ofType { ", 14) + "name" + strings.Repeat(" }", 14) + ` } }`,
+				status: 200, code: ""},
+			{name: "introspection 17 deep", key: admin, query: `{ __type(name: "Team") { ` + strings.Repeat("ofType { ", 15) + "name" + strings.Repeat(" }", 15) + ` } }`,
+				status: 200, code: "QUERY_TOO_COMPLEX", msg: introLimit},
+			{name: "ofType 50 deep", key: admin, query: `{ __schema { types { ` + strings.Repeat("ofType { ", 50) + "name" + strings.Repeat(" }", 50) + ` } } }`,
+				status: 200, code: "QUERY_TOO_COMPLEX", msg: introLimit},
+			{name: "depth 13 beside introspection", key: admin, query: "{ __schema { queryType { name } } " + strings.TrimPrefix(hoNested(13), "{"),
 				status: 200, code: "QUERY_TOO_COMPLEX", msg: deepLimit},
 			{name: "depth 100", key: admin, query: hoNested(100), status: 200, code: "QUERY_TOO_COMPLEX", msg: deepLimit},
 			{name: "depth 13 as graphql-response+json", key: admin, query: hoNested(13), header: gqlResponse, status: 400, code: "QUERY_TOO_COMPLEX", msg: deepLimit},

@@ -112,7 +112,7 @@ func selectsIntrospection(set ast.SelectionSet, fragments ast.FragmentDefinition
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
-			if s.Name == "__schema" || s.Name == "__type" || selectsIntrospection(s.SelectionSet, fragments, seen) {
+			if introspectionField(s.Name) || selectsIntrospection(s.SelectionSet, fragments, seen) {
 				return true
 			}
 		case *ast.InlineFragment:

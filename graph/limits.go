@@ -41,20 +41,44 @@ func init() {
 // schema's introspection query hears that introspection is off. A document's shape is kept by the
 // SHA-256 of its text, so a query seen before costs a hash and one cache
 // look-up, and the cache stays small whatever the size of the queries.
+//
+// Depth is measured twice. The data graph's depth counts the levels of an
+// operation down to where introspection starts: a __schema or __type field
+// is one level, wherever it is selected, and what lies under it is not the
+// data graph's. Each introspection field's subtree is measured on its own,
+// from that field down, against maxIntrospectionDepth: enough for the
+// standard introspection queries, whose chains of ofType reach 15 levels,
+// and no more, so the chain cannot be nested at will. The limits of the
+// document (fields, selection, pairs, values) count introspection like any
+// other selection.
 type queryLimits struct {
-	maxDepth     int
-	maxAliases   int
-	maxFields    int
-	maxSelection int
-	maxTokens    int
-	shapes       *shapeCache
+	maxDepth              int
+	maxIntrospectionDepth int
+	maxAliases            int
+	maxFields             int
+	maxSelection          int
+	maxTokens             int
+	shapes                *shapeCache
+}
+
+// maxIntrospectionDepth bounds the levels of a __schema or __type field and
+// of what it selects, counted from that field. graphql-js's
+// getIntrospectionQuery, GraphiQL's and Apollo's are 15 deep: __schema,
+// types, fields, type, then TypeRef's chain of nine ofType and a leaf. The
+// introspection schema is the same on every server, so this is no setting.
+const maxIntrospectionDepth = 16
+
+// introspectionField reports whether a field, by its name (not its alias),
+// starts the introspection of the schema.
+func introspectionField(name string) bool {
+	return name == "__schema" || name == "__type"
 }
 
 // newQueryLimits returns the limits of o, with a cache of the shapes of as
 // many documents as gqlgen's parsed-query cache holds.
 func newQueryLimits(o Options, cacheSize int) *queryLimits {
 	return &queryLimits{
-		maxDepth: o.MaxDepth, maxAliases: o.MaxAliases, maxFields: o.MaxFields,
+		maxDepth: o.MaxDepth, maxIntrospectionDepth: maxIntrospectionDepth, maxAliases: o.MaxAliases, maxFields: o.MaxFields,
 		maxSelection: o.MaxSelection, maxTokens: o.MaxTokens,
 		shapes: &shapeCache{size: cacheSize, shapes: make(map[[sha256.Size]byte]*shape, cacheSize)},
 	}
@@ -155,7 +179,7 @@ func (l *queryLimits) MutateOperationContext(ctx context.Context, oc *graphql.Op
 // limit, enough to say by how much a limit is passed without overflowing
 // on a document whose expansion is exponential.
 func (l *queryLimits) saturation() int {
-	return max(l.maxDepth, l.maxAliases, l.maxFields, l.maxSelection, l.maxOverlaps(), l.maxTokens) + 1
+	return max(l.maxDepth, l.maxIntrospectionDepth, l.maxAliases, l.maxFields, l.maxSelection, l.maxOverlaps(), l.maxTokens) + 1
 }
 
 // maxOverlaps bounds the pairs validation compares: as many as in the
@@ -187,8 +211,9 @@ func (l *queryLimits) checkDocument(s *shape) *gqlerror.Error {
 	return nil
 }
 
-// checkOperation refuses an operation nested too deep or with too many
-// aliases: those of the operation that runs, as before.
+// checkOperation refuses an operation nested too deep, in the data graph or
+// under an introspection field, or with too many aliases: those of the
+// operation that runs, as before.
 func (l *queryLimits) checkOperation(s *shape, operationName string) *gqlerror.Error {
 	op := s.operation(operationName)
 	switch {
@@ -197,6 +222,9 @@ func (l *queryLimits) checkOperation(s *shape, operationName string) *gqlerror.E
 		return nil
 	case op.depth > l.maxDepth:
 		return tooComplex(fmt.Sprintf("the query is nested %d levels deep or more; the limit is %d", op.depth, l.maxDepth))
+	case op.introspection > l.maxIntrospectionDepth:
+		return tooComplex(fmt.Sprintf("the query's introspection is nested %d levels deep or more from __schema or __type; the limit is %d",
+			op.introspection, l.maxIntrospectionDepth))
 	case op.aliases > l.maxAliases:
 		return tooComplex(fmt.Sprintf("the query uses %d aliases; the limit is %d", op.aliases, l.maxAliases))
 	}
@@ -240,7 +268,7 @@ type shape struct {
 	overlaps int
 	// cycle names a fragment spread within itself, if any.
 	cycle string
-	// ops are the depth and aliases of each operation, in document order.
+	// ops are the depths and aliases of each operation, in document order.
 	ops []opShape
 	// visited counts the selections the measure looked at, for tests: each
 	// selection of the document once, however often its fragment is spread.
@@ -248,9 +276,14 @@ type shape struct {
 }
 
 type opShape struct {
-	name    string
-	depth   int
-	aliases int
+	name string
+	// depth is the data graph's: an introspection field counts as one
+	// level, what it selects not at all.
+	depth int
+	// introspection is the depth of the deepest introspection field's
+	// subtree, the field itself included.
+	introspection int
+	aliases       int
 }
 
 // operation finds the operation gqlgen will run, as
@@ -274,7 +307,9 @@ type extent struct {
 	size    int // selections, nested ones included
 	width   int // fields at this level
 	widest  int // the widest selection set within, this one included
-	depth   int // levels of fields, 1 for a set of leaves
+	depth   int // levels of fields down to introspection, 1 for a set of leaves
+	full    int // levels of fields, introspection's too
+	intro   int // levels of the deepest introspection field's subtree within
 	aliases int // aliases, nested ones included
 	values  int // values in arguments, nested ones included
 	spreads int // named fragments spread at this level, not through one
@@ -321,7 +356,7 @@ func measure(doc *ast.QueryDocument, l *queryLimits) *shape {
 	for _, op := range doc.Operations {
 		e := m.selections(op.SelectionSet)
 		add(e)
-		s.ops = append(s.ops, opShape{name: op.Name, depth: e.depth, aliases: e.aliases})
+		s.ops = append(s.ops, opShape{name: op.Name, depth: e.depth, introspection: e.intro, aliases: e.aliases})
 	}
 	// Validation walks each fragment definition too, used or not.
 	for _, def := range doc.Fragments {
@@ -351,6 +386,8 @@ func (m *measurer) merge(e *extent, f extent) {
 	e.aliases = m.add(e.aliases, f.aliases)
 	e.values = m.add(e.values, f.values)
 	e.depth = max(e.depth, f.depth)
+	e.full = max(e.full, f.full)
+	e.intro = max(e.intro, f.intro)
 	e.widest = max(e.widest, f.widest)
 }
 
@@ -371,7 +408,17 @@ func (m *measurer) selections(set ast.SelectionSet) extent {
 			e.size = m.add(e.size, child.size)
 			e.aliases = m.add(e.aliases, child.aliases)
 			e.values = m.add(e.values, child.values)
-			e.depth = max(e.depth, min(child.depth+1, m.limit))
+			full := min(child.full+1, m.limit)
+			e.full = max(e.full, full)
+			if introspectionField(s.Name) {
+				// One level of the data graph; the rest is measured as
+				// introspection, from this field down.
+				e.depth = max(e.depth, 1)
+				e.intro = max(e.intro, full)
+			} else {
+				e.depth = max(e.depth, min(child.depth+1, m.limit))
+				e.intro = max(e.intro, child.intro)
+			}
 			e.widest = max(e.widest, child.widest)
 		case *ast.InlineFragment:
 			e.values = m.add(e.values, m.arguments(nil, s.Directives))

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -295,6 +296,29 @@ func TestLimitsAtTheirEdges(t *testing.T) {
 		return "{ " + strings.Repeat("...F ", n) + "} fragment F on Query { nodes(ids: [" + strings.Join(ids, ", ") + "]) { __typename } }"
 	}
 	deep := "query Deep { viewer " + strings.Repeat("{ createdBy ", 11) + "{ id }" + strings.Repeat(" }", 11) + " }"
+	// A data query n levels deep: viewer, createdBy n-2 times, id.
+	data := func(n int, leaf string) string {
+		return "viewer " + strings.Repeat("{ createdBy ", n-2) + "{ " + leaf + " }" + strings.Repeat(" }", n-2)
+	}
+	// A chain of n ofType under __type: n+2 levels of introspection.
+	typeChain := func(n int) string {
+		return `__type(name: "Team") { ` + ofTypes(n) + ` }`
+	}
+	// The chain of n ofType again, each level a fragment spreading the next.
+	typeFragments := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{ __type(name: "Team") { ...T0 } }`)
+		for i := range n {
+			fmt.Fprintf(&b, " fragment T%d on __Type { ofType { ...T%d } }", i, i+1)
+		}
+		fmt.Fprintf(&b, " fragment T%d on __Type { name }", n)
+		return b.String()
+	}
+	// The standard queries' deepest path: __schema, types, fields, type,
+	// nine ofType, and a leaf, 14 levels; n more ofType make it 14+n.
+	schemaChain := func(n int) string {
+		return "__schema { types { fields { type { " + ofTypes(9+n) + " } } } }"
+	}
 	for _, tc := range []struct {
 		name                    string
 		maxFields, maxSelection int
@@ -321,6 +345,27 @@ func TestLimitsAtTheirEdges(t *testing.T) {
 		{"a list of 100 ids spread 60 times", 2000, 100, idsSpread(60), "", "values or more once its fragments are expanded; the limit is 5000"},
 		{"depth 13 in the operation run", 2000, 200, deep + " query Flat { __typename }", "Deep", "nested 13 levels"},
 		{"depth 13 in another operation", 2000, 200, deep + " query Flat { __typename }", "Flat", ""},
+		{"depth 13 alongside introspection", 2000, 100, "{ " + data(13, "id") + " " + schemaChain(0) + " }", "", "nested 13 levels deep or more; the limit is 12"},
+		{"depth 12 alongside introspection 16 deep", 2000, 100, "{ " + data(12, "id") + " " + schemaChain(2) + " }", "", ""},
+		{"introspection 16 deep from __schema", 2000, 100, "{ " + schemaChain(2) + " }", "", ""},
+		{"introspection 17 deep from __schema", 2000, 100, "{ " + schemaChain(3) + " }", "", "introspection is nested 17 levels deep or more from __schema or __type; the limit is 16"},
+		{"ofType 14 deep under __type", 2000, 100, "{ " + typeChain(14) + " }", "", ""},
+		{"ofType 15 deep under __type", 2000, 100, "{ " + typeChain(15) + " }", "", "introspection is nested 17 levels"},
+		{"ofType 50 deep under __type", 2000, 100, "{ " + typeChain(50) + " }", "", "introspection is nested 52 levels"},
+		{"ofType 50 deep under an aliased __schema", 2000, 100, "{ s: __schema { types { " + ofTypes(50) + " } } }", "", "introspection is nested 53 levels"},
+		{"ofType 30 deep through a chain of fragments", 2000, 100, typeFragments(30), "", "introspection is nested 32 levels"},
+		{"ofType 50 deep in a fragment spread under __schema", 2000, 100, "{ __schema { types { ...R } } } fragment R on __Type { " + ofTypes(50) + " }", "", "introspection is nested 53 levels"},
+		{"ofType 50 deep through inline fragments", 2000, 100, "{ ... on Query { __type(name: \"Team\") { ... { " + ofTypes(50) + " } } } }", "", "introspection is nested 52 levels"},
+		// __type inside a data field counts for the data depth up to where
+		// it starts, as one level: introspection is no way around the
+		// data's limit. (Validation refuses __type there, since no field
+		// returns Query; the measure does not rely on it.)
+		{"__type at data depth 12", 2000, 100, "{ " + data(12, typeChain(0)) + " }", "", ""},
+		{"__type at data depth 13", 2000, 100, "{ " + data(13, typeChain(0)) + " }", "", "nested 13 levels deep or more; the limit is 12"},
+		{"__type at data depth 13 through a fragment", 2000, 100, "{ " + data(12, "...I") + " } fragment I on ApiKey { createdBy { " + typeChain(0) + " } }", "", "nested 13 levels deep or more; the limit is 12"},
+		{"a data field aliased __schema", 2000, 100, "{ __schema: " + data(13, "id") + " }", "", "nested 13 levels deep or more; the limit is 12"},
+		{"__typename is a data field", 2000, 100, "{ " + data(13, "__typename") + " }", "", "nested 13 levels deep or more; the limit is 12"},
+		{"introspection in the operation run", 2000, 100, "query Deep { " + typeChain(50) + " } query Flat { __typename }", "Flat", ""},
 		{"31 aliases", 2000, 200, "{ " + strings.Repeat("a: __typename ", 31) + "}", "", "uses 31 aliases; the limit is 30"},
 		{"aliases through a fragment spread twice", 2000, 200, "{ ...F ...F } fragment F on Query { " + strings.Repeat("a: __typename ", 16) + "}", "", "uses 32 aliases"},
 	} {
@@ -447,17 +492,23 @@ func executableSchema() graphql.ExecutableSchema {
 	return generated.NewExecutableSchema(cfg)
 }
 
-// TestIntrospectionQueriesPassTheFieldLimits measures the introspection
-// queries of graphql-js (every option on), GraphiQL and Apollo: they fit
-// the default field and selection limits with room to spare. The depth
-// limit still refuses them; that is another change.
-func TestIntrospectionQueriesPassTheFieldLimits(t *testing.T) {
+// ofTypes is a chain of n ofType ending in name.
+func ofTypes(n int) string {
+	return strings.Repeat("ofType { ", n) + "name" + strings.Repeat(" }", n)
+}
+
+// TestIntrospectionQueriesPassTheLimits measures the introspection queries
+// of graphql-js (every option on), GraphiQL and Apollo: they fit the
+// default field, selection, pair and value limits with room to spare, are
+// one level deep in the data graph and within the introspection depth, and
+// answer the schema. With introspection off, each is refused as such.
+func TestIntrospectionQueriesPassTheLimits(t *testing.T) {
 	o := defaultOptions(t, true)
 	files, err := filepath.Glob("testdata/introspection/*.graphql")
 	if err != nil || len(files) != 3 {
 		t.Fatalf("want 3 introspection queries, found %v %v", files, err)
 	}
-	h := newTestHandler(t, true)
+	h, off := newTestHandler(t, true), newTestHandler(t, false)
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			text, err := os.ReadFile(file)
@@ -473,14 +524,71 @@ func TestIntrospectionQueriesPassTheFieldLimits(t *testing.T) {
 			}
 			s := measure(doc, newQueryLimits(o, 1))
 			l := newQueryLimits(o, 1)
-			t.Logf("%d fields once expanded (limit %d), widest selection %d (limit %d), %d pairs (limit %d), %d values (limit %d), depth %d (limit %d)",
-				s.fields, o.MaxFields, s.widest, o.MaxSelection, s.overlaps, l.maxOverlaps(), s.values, o.MaxTokens, s.ops[0].depth, o.MaxDepth)
+			op := s.ops[0]
+			t.Logf("%d fields once expanded (limit %d), widest selection %d (limit %d), %d pairs (limit %d), %d values (limit %d), "+
+				"data depth %d (limit %d), introspection depth %d (limit %d)",
+				s.fields, o.MaxFields, s.widest, o.MaxSelection, s.overlaps, l.maxOverlaps(), s.values, o.MaxTokens,
+				op.depth, o.MaxDepth, op.introspection, l.maxIntrospectionDepth)
 			if s.fields*2 > o.MaxFields || s.widest*2 > o.MaxSelection || s.overlaps*2 > l.maxOverlaps() || s.values*2 > o.MaxTokens {
 				t.Errorf("less than half the limits to spare")
 			}
+			if op.depth != 1 || op.introspection <= o.MaxDepth || op.introspection > l.maxIntrospectionDepth {
+				t.Errorf("data depth %d, introspection depth %d: want 1, and past the data limit yet within the introspection one", op.depth, op.introspection)
+			}
 			a := post(context.Background(), t, h, string(text), nil)
-			if a.code() != "QUERY_TOO_COMPLEX" || !strings.Contains(a.message(), "nested") {
-				t.Errorf("want only the depth limit to refuse it: %.300s", a.raw)
+			var data struct {
+				Schema struct {
+					QueryType struct{ Name string }
+					Types     []struct {
+						Name   string
+						Fields []struct{ Name string }
+					}
+				} `json:"__schema"`
+			}
+			if len(a.Errors) > 0 || json.Unmarshal(a.Data, &data) != nil || data.Schema.QueryType.Name != "Query" || len(data.Schema.Types) < 20 {
+				t.Fatalf("want the schema: %.500s", a.raw)
+			}
+			if !slices.ContainsFunc(data.Schema.Types, func(ty struct {
+				Name   string
+				Fields []struct{ Name string }
+			}) bool {
+				return ty.Name == "Team" && len(ty.Fields) > 0
+			}) {
+				t.Errorf("Team is not among the types, with its fields")
+			}
+			if a := post(context.Background(), t, off, string(text), nil); a.code() != "BAD_USER_INPUT" || a.message() != introspectionOff || a.Data != nil && string(a.Data) != "null" {
+				t.Errorf("with introspection off: %.300s", a.raw)
+			}
+		})
+	}
+}
+
+// TestIntrospectionDepthAtTheEndpoint sends, through the real endpoint, a
+// chain of ofType past the introspection bound and a data query past the
+// depth limit: both are refused after validation, with introspection on.
+// With it off, the chain hears that introspection is off.
+func TestIntrospectionDepthAtTheEndpoint(t *testing.T) {
+	ctx := context.Background()
+	on, off := newTestHandler(t, true), newTestHandler(t, false)
+	chain := func(n int) string { return `{ __type(name: "Team") { ` + ofTypes(n) + ` } }` }
+	for _, tc := range []struct {
+		name, query string
+		h           http.Handler
+		code, want  string
+	}{
+		{"ofType 14 deep", chain(14), on, "", ""},
+		{"ofType 50 deep", chain(50), on, "QUERY_TOO_COMPLEX", "introspection is nested 52 levels deep or more from __schema or __type; the limit is 16"},
+		{"data depth 13", "{ viewer " + strings.Repeat("{ createdBy ", 11) + "{ id }" + strings.Repeat(" }", 11) + " }", on, "QUERY_TOO_COMPLEX", "nested 13 levels deep or more; the limit is 12"},
+		{"ofType 14 deep, introspection off", chain(14), off, "BAD_USER_INPUT", introspectionOff},
+		{"ofType 50 deep, introspection off", chain(50), off, "BAD_USER_INPUT", introspectionOff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := post(ctx, t, tc.h, tc.query, nil)
+			if a.code() != tc.code || !strings.Contains(a.message(), tc.want) {
+				t.Fatalf("want %q %q: %.300s", tc.code, tc.want, a.raw)
+			}
+			if tc.code == "" && !strings.Contains(string(a.Data), `"__type":{"ofType":null}`) {
+				t.Errorf("no answer: %.300s", a.raw)
 			}
 		})
 	}

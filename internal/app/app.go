@@ -47,6 +47,10 @@ func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logge
 		MaxFields: cfg.MaxFields, MaxSelection: cfg.MaxSelection,
 		MaxResponseBytes: cfg.MaxResponseBytes,
 	})
+	var schema string
+	if cfg.Introspection {
+		schema = graph.SDL()
+	}
 	a.Handler = httpapi.NewRouter(httpapi.Options{
 		GraphQL:        gql,
 		Authenticator:  auth.NewAuthenticator(s, a.Usage),
@@ -54,6 +58,7 @@ func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logge
 		Logger:         log,
 		Registry:       reg,
 		Playground:     cfg.Playground,
+		Schema:         schema,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Limits:         limits,
 		TrustedProxies: cfg.TrustedProxies,

@@ -36,6 +36,9 @@ type Options struct {
 	Logger        *slog.Logger
 	Registry      *prometheus.Registry
 	Playground    bool
+	// Schema is the schema in SDL, served as GET /schema.graphql for
+	// codegen tools; empty, as when introspection is off, the path is 404.
+	Schema string
 	// MaxBodyBytes is the largest request body accepted. It is taken as
 	// given and must be positive; internal/config holds its default.
 	MaxBodyBytes int64
@@ -70,6 +73,11 @@ func NewRouter(o Options) http.Handler {
 		writeText(w, http.StatusOK, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	if o.Schema != "" {
+		mux.HandleFunc("GET /schema.graphql", func(w http.ResponseWriter, _ *http.Request) {
+			writeText(w, http.StatusOK, o.Schema)
+		})
+	}
 	if o.Playground {
 		mux.Handle("GET /{$}", playgroundHandler())
 		mux.Handle("GET "+playground.AssetPath, playgroundHandler())
