@@ -429,9 +429,10 @@ func readPage(t testing.TB, r *response, path string) page {
 	return p
 }
 
-// auditQuery lists up to 100 of the team's audit events, oldest first.
+// auditQuery lists up to 100 of the team's audit events, oldest first: the
+// log reads newest first unless asked otherwise.
 const auditQuery = `query($filter: AuditEventFilter) {
-  team { auditEvents(first: 100, filter: $filter) {
+  team { auditEvents(first: 100, filter: $filter, order: OLDEST_FIRST) {
     totalCount
     nodes { id createdAt action actor { id } actorDevice { id } targetId ip userAgent }
   } }

@@ -768,7 +768,7 @@ func TestNoNPlusOne(t *testing.T) {
 		_, second := e.newKey(e.admin, "second admin")
 
 		// Early audit events by a key and by devices, so that the first page
-		// of the log has both kinds of actor.
+		// of the log, read oldest first, has both kinds of actor.
 		enroll := e.ok(second, `mutation { createEnrollmentKey(input: {reusable: true, maxUses: 10}) { secret } }`, nil).str("createEnrollmentKey.secret")
 		for i := range 3 {
 			e.ok("", `mutation($in: EnrollDeviceInput!) { enrollDevice(input: $in) { token device { id } } }`,
@@ -860,7 +860,7 @@ func TestNoNPlusOne(t *testing.T) {
 			t.Errorf("a page of 100 keys issues %d SQL statements, a page of 5 issues %d: N+1", keyCount[100], keyCount[5])
 		}
 
-		const eventsQ = `query($n: Int!) { team { auditEvents(first: $n) { totalCount nodes { id action actor { id name } actorDevice { id name } } } } }`
+		const eventsQ = `query($n: Int!) { team { auditEvents(first: $n, order: OLDEST_FIRST) { totalCount nodes { id action actor { id name } actorDevice { id name } } } } }`
 		eventCount := map[int]int64{}
 		for _, n := range []int{5, 100} {
 			c, r := mbrStatements(e, e.admin, eventsQ, map[string]any{"n": n})

@@ -37,22 +37,22 @@ func setCosts(c *generated.ComplexityRoot) {
 	c.ApiKey.CIDRs = listCost(validate.MaxCIDRs)
 	c.Device.TagList = listCost(validate.MaxTags)
 	c.EnrollmentKey.TagList = listCost(validate.MaxTags)
-	c.Team.APIKeys = func(child int, first *int, _ *string, last *int, _ *string, _ *model.APIKeyFilter) int {
+	c.Team.APIKeys = func(child int, first *int, _ *string, last *int, _ *string, _ *model.APIKeyFilter, _ model.ListOrder) int {
 		return connectionCost(child, first, last)
 	}
-	c.Team.AuditEvents = func(child int, first *int, _ *string, last *int, _ *string, _ *model.AuditEventFilter) int {
+	c.Team.AuditEvents = func(child int, first *int, _ *string, last *int, _ *string, _ *model.AuditEventFilter, _ model.ListOrder) int {
 		return connectionCost(child, first, last)
 	}
-	c.Team.Devices = func(child int, first *int, _ *string, last *int, _ *string, _ *model.DeviceFilter) int {
+	c.Team.Devices = func(child int, first *int, _ *string, last *int, _ *string, _ *model.DeviceFilter, _ model.ListOrder) int {
 		return connectionCost(child, first, last)
 	}
-	c.Team.Members = func(child int, first *int, _ *string, last *int, _ *string, _ *model.MemberFilter) int {
+	c.Team.Members = func(child int, first *int, _ *string, last *int, _ *string, _ *model.MemberFilter, _ model.ListOrder) int {
 		return connectionCost(child, first, last)
 	}
-	c.Team.EnrollmentKeys = func(child int, first *int, _ *string, last *int, _ *string) int {
+	c.Team.EnrollmentKeys = func(child int, first *int, _ *string, last *int, _ *string, _ model.ListOrder) int {
 		return connectionCost(child, first, last)
 	}
-	c.Member.APIKeys = func(child int, first *int, _ *string) int {
+	c.Member.APIKeys = func(child int, first *int, _ *string, _ model.ListOrder) int {
 		return connectionCost(child, first, nil)
 	}
 	c.Query.Nodes = func(child int, ids []string) int {

@@ -74,8 +74,8 @@ func (r *memberResolver) Status(ctx context.Context, obj *store.Member) (model.M
 }
 
 // APIKeys is the batch resolver for the apiKeys field.
-func (r *memberResolver) APIKeys(ctx context.Context, objs []*store.Member, first *int, after *string) ([]*model.APIKeyConnection, error) {
-	args, err := model.NewPageArgs(first, after, nil, nil)
+func (r *memberResolver) APIKeys(ctx context.Context, objs []*store.Member, first *int, after *string, order model.ListOrder) ([]*model.APIKeyConnection, error) {
+	args, err := model.NewPageArgs(first, after, nil, nil, order)
 	if err != nil {
 		return nil, err
 	}
@@ -335,8 +335,8 @@ func (r *teamResolver) CreatedAt(ctx context.Context, obj *store.Team) (*time.Ti
 }
 
 // APIKeys is the resolver for the apiKeys field.
-func (r *teamResolver) APIKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter) (*model.APIKeyConnection, error) {
-	args, err := model.NewPageArgs(first, after, last, before)
+func (r *teamResolver) APIKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter, order model.ListOrder) (*model.APIKeyConnection, error) {
+	args, err := model.NewPageArgs(first, after, last, before, order)
 	if err != nil {
 		return nil, err
 	}
@@ -353,8 +353,8 @@ func (r *teamResolver) APIKeys(ctx context.Context, obj *store.Team, first *int,
 }
 
 // AuditEvents is the resolver for the auditEvents field.
-func (r *teamResolver) AuditEvents(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) (*model.AuditEventConnection, error) {
-	args, err := model.NewPageArgs(first, after, last, before)
+func (r *teamResolver) AuditEvents(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter, order model.ListOrder) (*model.AuditEventConnection, error) {
+	args, err := model.NewPageArgs(first, after, last, before, order)
 	if err != nil {
 		return nil, err
 	}
@@ -371,8 +371,8 @@ func (r *teamResolver) AuditEvents(ctx context.Context, obj *store.Team, first *
 }
 
 // Devices is the resolver for the devices field.
-func (r *teamResolver) Devices(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.DeviceFilter) (*model.DeviceConnection, error) {
-	args, err := model.NewPageArgs(first, after, last, before)
+func (r *teamResolver) Devices(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.DeviceFilter, order model.ListOrder) (*model.DeviceConnection, error) {
+	args, err := model.NewPageArgs(first, after, last, before, order)
 	if err != nil {
 		return nil, err
 	}
@@ -389,8 +389,8 @@ func (r *teamResolver) Devices(ctx context.Context, obj *store.Team, first *int,
 }
 
 // Members is the resolver for the members field.
-func (r *teamResolver) Members(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.MemberFilter) (*model.MemberConnection, error) {
-	args, err := model.NewPageArgs(first, after, last, before)
+func (r *teamResolver) Members(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.MemberFilter, order model.ListOrder) (*model.MemberConnection, error) {
+	args, err := model.NewPageArgs(first, after, last, before, order)
 	if err != nil {
 		return nil, err
 	}
@@ -407,8 +407,8 @@ func (r *teamResolver) Members(ctx context.Context, obj *store.Team, first *int,
 }
 
 // EnrollmentKeys is the resolver for the enrollmentKeys field.
-func (r *teamResolver) EnrollmentKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string) (*model.EnrollmentKeyConnection, error) {
-	args, err := model.NewPageArgs(first, after, last, before)
+func (r *teamResolver) EnrollmentKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, order model.ListOrder) (*model.EnrollmentKeyConnection, error) {
+	args, err := model.NewPageArgs(first, after, last, before, order)
 	if err != nil {
 		return nil, err
 	}

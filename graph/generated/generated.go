@@ -189,7 +189,7 @@ type ComplexityRoot struct {
 	}
 
 	Member struct {
-		APIKeys   func(childComplexity int, first *int, after *string) int
+		APIKeys   func(childComplexity int, first *int, after *string, order model.ListOrder) int
 		CreatedAt func(childComplexity int) int
 		Email     func(childComplexity int) int
 		GlobalID  func(childComplexity int) int
@@ -277,13 +277,13 @@ type ComplexityRoot struct {
 	}
 
 	Team struct {
-		APIKeys        func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter) int
-		AuditEvents    func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) int
+		APIKeys        func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter, order model.ListOrder) int
+		AuditEvents    func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter, order model.ListOrder) int
 		CreatedAt      func(childComplexity int) int
-		Devices        func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.DeviceFilter) int
-		EnrollmentKeys func(childComplexity int, first *int, after *string, last *int, before *string) int
+		Devices        func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.DeviceFilter, order model.ListOrder) int
+		EnrollmentKeys func(childComplexity int, first *int, after *string, last *int, before *string, order model.ListOrder) int
 		GlobalID       func(childComplexity int) int
-		Members        func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.MemberFilter) int
+		Members        func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.MemberFilter, order model.ListOrder) int
 		Name           func(childComplexity int) int
 	}
 
@@ -331,7 +331,7 @@ type MemberResolver interface {
 	Role(ctx context.Context, obj *store.Member) (scope.Role, error)
 	Status(ctx context.Context, obj *store.Member) (model.MemberStatus, error)
 
-	APIKeys(ctx context.Context, objs []*store.Member, first *int, after *string) ([]*model.APIKeyConnection, error)
+	APIKeys(ctx context.Context, objs []*store.Member, first *int, after *string, order model.ListOrder) ([]*model.APIKeyConnection, error)
 }
 type MutationResolver interface {
 	CreateAPIKey(ctx context.Context, input model.CreateAPIKeyInput) (*model.CreateAPIKeyPayload, error)
@@ -361,11 +361,11 @@ type QueryResolver interface {
 type TeamResolver interface {
 	Name(ctx context.Context, obj *store.Team) (string, error)
 	CreatedAt(ctx context.Context, obj *store.Team) (*time.Time, error)
-	APIKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter) (*model.APIKeyConnection, error)
-	AuditEvents(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter) (*model.AuditEventConnection, error)
-	Devices(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.DeviceFilter) (*model.DeviceConnection, error)
-	Members(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.MemberFilter) (*model.MemberConnection, error)
-	EnrollmentKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string) (*model.EnrollmentKeyConnection, error)
+	APIKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter, order model.ListOrder) (*model.APIKeyConnection, error)
+	AuditEvents(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter, order model.ListOrder) (*model.AuditEventConnection, error)
+	Devices(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.DeviceFilter, order model.ListOrder) (*model.DeviceConnection, error)
+	Members(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, filter *model.MemberFilter, order model.ListOrder) (*model.MemberConnection, error)
+	EnrollmentKeys(ctx context.Context, obj *store.Team, first *int, after *string, last *int, before *string, order model.ListOrder) (*model.EnrollmentKeyConnection, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -931,7 +931,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Member.APIKeys(childComplexity, args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Member.APIKeys(childComplexity, args["first"].(*int), args["after"].(*string), args["order"].(model.ListOrder)), true
 	case "Member.createdAt":
 		if e.ComplexityRoot.Member.CreatedAt == nil {
 			break
@@ -1355,7 +1355,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Team.APIKeys(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.APIKeyFilter)), true
+		return e.ComplexityRoot.Team.APIKeys(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.APIKeyFilter), args["order"].(model.ListOrder)), true
 	case "Team.auditEvents":
 		if e.ComplexityRoot.Team.AuditEvents == nil {
 			break
@@ -1366,7 +1366,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Team.AuditEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.AuditEventFilter)), true
+		return e.ComplexityRoot.Team.AuditEvents(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.AuditEventFilter), args["order"].(model.ListOrder)), true
 	case "Team.createdAt":
 		if e.ComplexityRoot.Team.CreatedAt == nil {
 			break
@@ -1383,7 +1383,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Team.Devices(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.DeviceFilter)), true
+		return e.ComplexityRoot.Team.Devices(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.DeviceFilter), args["order"].(model.ListOrder)), true
 	case "Team.enrollmentKeys":
 		if e.ComplexityRoot.Team.EnrollmentKeys == nil {
 			break
@@ -1394,7 +1394,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Team.EnrollmentKeys(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+		return e.ComplexityRoot.Team.EnrollmentKeys(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["order"].(model.ListOrder)), true
 	case "Team.id":
 		if e.ComplexityRoot.Team.GlobalID == nil {
 			break
@@ -1411,7 +1411,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Team.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.MemberFilter)), true
+		return e.ComplexityRoot.Team.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.MemberFilter), args["order"].(model.ListOrder)), true
 	case "Team.name":
 		if e.ComplexityRoot.Team.Name == nil {
 			break
@@ -1656,7 +1656,7 @@ type Team implements Node {
   name: String!
   "When the team was created."
   createdAt: DateTime!
-  "The team's API keys, oldest first."
+  "The team's API keys, oldest first unless ` + "`" + `order` + "`" + ` says otherwise."
   apiKeys(
     "Return at most this many keys after ` + "`" + `after` + "`" + ` (default 20, at most 100)."
     first: Int
@@ -1668,8 +1668,14 @@ type Team implements Node {
     before: String
     "Narrow the list."
     filter: ApiKeyFilter
+    "The order of the list, which ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + ` follow."
+    order: ListOrder! = OLDEST_FIRST
   ): ApiKeyConnection @auth(requires: [API_KEYS_READ])
-  "The team's audit log, oldest first."
+  """
+  The team's audit log, newest first unless ` + "`" + `order` + "`" + ` says otherwise: ` + "`" + `first` + "`" + `
+  and ` + "`" + `after` + "`" + ` read back in time. To follow the log as it grows, pass
+  ` + "`" + `order: OLDEST_FIRST` + "`" + ` and page on from the last ` + "`" + `endCursor` + "`" + `.
+  """
   auditEvents(
     "Return at most this many events after ` + "`" + `after` + "`" + ` (default 20, at most 100)."
     first: Int
@@ -1681,8 +1687,10 @@ type Team implements Node {
     before: String
     "Narrow the log."
     filter: AuditEventFilter
+    "The order of the log, which ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + ` follow. Newest first by default."
+    order: ListOrder! = NEWEST_FIRST
   ): AuditEventConnection @auth(requires: [AUDIT_READ])
-  "The team's devices, oldest first."
+  "The team's devices, oldest first unless ` + "`" + `order` + "`" + ` says otherwise."
   devices(
     "Return at most this many devices after ` + "`" + `after` + "`" + ` (default 20, at most 100)."
     first: Int
@@ -1694,8 +1702,10 @@ type Team implements Node {
     before: String
     "Narrow the list."
     filter: DeviceFilter
+    "The order of the list, which ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + ` follow."
+    order: ListOrder! = OLDEST_FIRST
   ): DeviceConnection @auth(requires: [DEVICES_READ])
-  "The team's members, oldest first. Removed members are not listed."
+  "The team's members, oldest first unless ` + "`" + `order` + "`" + ` says otherwise. Removed members are not listed."
   members(
     "Return at most this many members after ` + "`" + `after` + "`" + ` (default 20, at most 100)."
     first: Int
@@ -1707,8 +1717,10 @@ type Team implements Node {
     before: String
     "Narrow the list."
     filter: MemberFilter
+    "The order of the list, which ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + ` follow."
+    order: ListOrder! = OLDEST_FIRST
   ): MemberConnection @auth(requires: [MEMBERS_READ])
-  "The team's enrollment keys, oldest first."
+  "The team's enrollment keys, oldest first unless ` + "`" + `order` + "`" + ` says otherwise."
   enrollmentKeys(
     "Return at most this many keys after ` + "`" + `after` + "`" + ` (default 20, at most 100)."
     first: Int
@@ -1718,6 +1730,8 @@ type Team implements Node {
     last: Int
     "A cursor from a previous page: return keys before it."
     before: String
+    "The order of the list, which ` + "`" + `after` + "`" + ` and ` + "`" + `before` + "`" + ` follow."
+    order: ListOrder! = OLDEST_FIRST
   ): EnrollmentKeyConnection @auth(requires: [DEVICES_READ])
 }
 
@@ -1761,6 +1775,21 @@ input AuditEventFilter {
   since: DateTime
   "Only events before this instant."
   until: DateTime
+}
+
+"""
+The order of a list. Every list is ordered by when its items were created
+(ids are time-ordered and unique, so no two items tie). Cursors follow the
+order: ` + "`" + `first` + "`" + ` and ` + "`" + `after` + "`" + ` read on down the list as it is ordered, ` + "`" + `last` + "`" + ` and
+` + "`" + `before` + "`" + ` read back toward its start. A cursor names an item, not an offset,
+so paging on from it neither skips nor repeats items when others are added
+meanwhile.
+"""
+enum ListOrder {
+  "The oldest item first: new items join the end of the list."
+  OLDEST_FIRST
+  "The newest item first: new items join the top of the list, before the first page."
+  NEWEST_FIRST
 }
 
 "Where a page sits in its list (Relay cursor connections)."
@@ -2004,12 +2033,14 @@ type Member implements Node {
   status: MemberStatus!
   "When the member was added."
   createdAt: DateTime!
-  "The member's personal keys, oldest first."
+  "The member's personal keys, oldest first unless ` + "`" + `order` + "`" + ` says otherwise."
   apiKeys(
     "Return at most this many keys after ` + "`" + `after` + "`" + ` (default 20, at most 100)."
     first: Int
     "A cursor from a previous page: return keys after it."
     after: String
+    "The order of the list, which ` + "`" + `after` + "`" + ` follows."
+    order: ListOrder! = OLDEST_FIRST
   ): ApiKeyConnection @auth(requires: [API_KEYS_READ])
 }
 
@@ -3088,6 +3119,14 @@ func (ec *executionContext) field_Member_apiKeys_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "order",
+		func(ctx context.Context, v any) (model.ListOrder, error) {
+			return ec.unmarshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["order"] = arg2
 	return args, nil
 }
 
@@ -3414,6 +3453,14 @@ func (ec *executionContext) field_Team_apiKeys_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["filter"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "order",
+		func(ctx context.Context, v any) (model.ListOrder, error) {
+			return ec.unmarshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["order"] = arg5
 	return args, nil
 }
 
@@ -3460,6 +3507,14 @@ func (ec *executionContext) field_Team_auditEvents_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["filter"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "order",
+		func(ctx context.Context, v any) (model.ListOrder, error) {
+			return ec.unmarshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["order"] = arg5
 	return args, nil
 }
 
@@ -3506,6 +3561,14 @@ func (ec *executionContext) field_Team_devices_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["filter"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "order",
+		func(ctx context.Context, v any) (model.ListOrder, error) {
+			return ec.unmarshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["order"] = arg5
 	return args, nil
 }
 
@@ -3544,6 +3607,14 @@ func (ec *executionContext) field_Team_enrollmentKeys_args(ctx context.Context, 
 		return nil, err
 	}
 	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "order",
+		func(ctx context.Context, v any) (model.ListOrder, error) {
+			return ec.unmarshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["order"] = arg4
 	return args, nil
 }
 
@@ -3590,6 +3661,14 @@ func (ec *executionContext) field_Team_members_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["filter"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "order",
+		func(ctx context.Context, v any) (model.ListOrder, error) {
+			return ec.unmarshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["order"] = arg5
 	return args, nil
 }
 
@@ -6289,7 +6368,7 @@ func (ec *executionContext) resolveBatch_Member_apiKeys(ctx context.Context, fie
 	fc := graphql.GetFieldContext(ctx)
 	if batch, ok := graphql.BatchParentsFor[*store.Member](ctx, "Member"); ok {
 		result := batch.FieldResult(field, func() (any, error) {
-			return resolver.APIKeys(ctx, batch.Parents, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return resolver.APIKeys(ctx, batch.Parents, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["order"].(model.ListOrder))
 		})
 		return graphql.ResolveBatchGroupResult[*model.APIKeyConnection](
 			ctx,
@@ -6300,7 +6379,7 @@ func (ec *executionContext) resolveBatch_Member_apiKeys(ctx context.Context, fie
 			batch.IndexMap,
 		)
 	}
-	results, err := resolver.APIKeys(ctx, []*store.Member{obj}, fc.Args["first"].(*int), fc.Args["after"].(*string))
+	results, err := resolver.APIKeys(ctx, []*store.Member{obj}, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["order"].(model.ListOrder))
 	return graphql.ResolveBatchSingleResult[*model.APIKeyConnection](
 		ctx,
 		results,
@@ -8441,7 +8520,7 @@ func (ec *executionContext) _Team_apiKeys(ctx context.Context, field graphql.Col
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Team().APIKeys(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.APIKeyFilter))
+			return ec.Resolvers.Team().APIKeys(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.APIKeyFilter), fc.Args["order"].(model.ListOrder))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -8508,7 +8587,7 @@ func (ec *executionContext) _Team_auditEvents(ctx context.Context, field graphql
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Team().AuditEvents(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.AuditEventFilter))
+			return ec.Resolvers.Team().AuditEvents(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.AuditEventFilter), fc.Args["order"].(model.ListOrder))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -8575,7 +8654,7 @@ func (ec *executionContext) _Team_devices(ctx context.Context, field graphql.Col
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Team().Devices(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.DeviceFilter))
+			return ec.Resolvers.Team().Devices(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.DeviceFilter), fc.Args["order"].(model.ListOrder))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -8642,7 +8721,7 @@ func (ec *executionContext) _Team_members(ctx context.Context, field graphql.Col
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Team().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.MemberFilter))
+			return ec.Resolvers.Team().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.MemberFilter), fc.Args["order"].(model.ListOrder))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -8709,7 +8788,7 @@ func (ec *executionContext) _Team_enrollmentKeys(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Team().EnrollmentKeys(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+			return ec.Resolvers.Team().EnrollmentKeys(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["order"].(model.ListOrder))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -14786,6 +14865,16 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx context.Context, v any) (model.ListOrder, error) {
+	var res model.ListOrder
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNListOrder2githubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐListOrder(ctx context.Context, sel ast.SelectionSet, v model.ListOrder) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNMember2ᚕᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Member) graphql.Marshaler {

@@ -39,9 +39,11 @@ func DecodeCursor(field, cursor string) (uuid.UUID, error) {
 
 // NewPageArgs validates first/after/last/before as the contract sets them:
 // first defaults to 20, neither may exceed 100 or be negative, and a request
-// pages one way only.
-func NewPageArgs(first *int, after *string, last *int, before *string) (store.PageArgs, error) {
-	var args store.PageArgs
+// pages one way only. order is the list's order, which the cursors and the
+// directions follow: after a cursor is further down the list as it is
+// ordered, newest first or oldest first.
+func NewPageArgs(first *int, after *string, last *int, before *string, order ListOrder) (store.PageArgs, error) {
+	args := store.PageArgs{Descending: order == ListOrderNewestFirst}
 	if first != nil && last != nil {
 		return args, apperr.Input("last", "pass first or last, not both")
 	}

@@ -26,11 +26,16 @@ func TestNewPageArgs(t *testing.T) {
 		name        string
 		first, last *int
 		after, bef  *string
+		order       model.ListOrder
 		limit       int
 		backward    bool
+		descending  bool
 		field       string
 	}{
 		{name: "defaults to 20", limit: 20},
+		{name: "oldest first ascends", first: n(3), order: model.ListOrderOldestFirst, limit: 3},
+		{name: "newest first descends", first: n(3), after: &cursor, order: model.ListOrderNewestFirst, limit: 3, descending: true},
+		{name: "newest first, last", last: n(4), bef: &cursor, order: model.ListOrderNewestFirst, limit: 4, backward: true, descending: true},
 		{name: "first", first: n(7), limit: 7},
 		{name: "first 0", first: n(0), limit: 0},
 		{name: "first 100", first: n(100), limit: 100},
@@ -43,7 +48,7 @@ func TestNewPageArgs(t *testing.T) {
 		{name: "garbage before", bef: s("%%%"), field: "before"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args, err := model.NewPageArgs(tc.first, tc.after, tc.last, tc.bef)
+			args, err := model.NewPageArgs(tc.first, tc.after, tc.last, tc.bef, tc.order)
 			if tc.field != "" {
 				e, ok := apperr.As(err)
 				if !ok || !errors.Is(err, apperr.ErrBadUserInput) || e.Field != tc.field {
@@ -51,7 +56,7 @@ func TestNewPageArgs(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || args.Limit != tc.limit || args.Backward != tc.backward {
+			if err != nil || args.Limit != tc.limit || args.Backward != tc.backward || args.Descending != tc.descending {
 				t.Fatalf("got %+v, %v", args, err)
 			}
 		})

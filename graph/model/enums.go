@@ -51,6 +51,15 @@ const (
 	PrincipalKindDevice PrincipalKind = "DEVICE"
 )
 
+// ListOrder is the schema's ListOrder: the order of a connection's list.
+type ListOrder string
+
+// The orders of a list, by creation.
+const (
+	ListOrderOldestFirst ListOrder = "OLDEST_FIRST"
+	ListOrderNewestFirst ListOrder = "NEWEST_FIRST"
+)
+
 // enum reads one of the values of an enum, exactly.
 func enum[T ~string](name string, v any, values ...T) (T, error) {
 	s, _ := v.(string)
@@ -97,5 +106,14 @@ func (e PrincipalKind) MarshalGQL(w io.Writer) { writeEnum(w, string(e)) }
 // UnmarshalGQL reads the value.
 func (e *PrincipalKind) UnmarshalGQL(v any) (err error) {
 	*e, err = enum("PrincipalKind", v, PrincipalKindAPIKey, PrincipalKindDevice)
+	return err
+}
+
+// MarshalGQL writes the value.
+func (e ListOrder) MarshalGQL(w io.Writer) { writeEnum(w, string(e)) }
+
+// UnmarshalGQL reads the value.
+func (e *ListOrder) UnmarshalGQL(v any) (err error) {
+	*e, err = enum("ListOrder", v, ListOrderOldestFirst, ListOrderNewestFirst)
 	return err
 }

@@ -89,15 +89,14 @@ mutation RotateKey($id: ID!, $graceSeconds: Int = 86400) {
   "id": "key_…"
 }
 `},
-	{Query: `# The audit log: who changed what, from
-# where. It lists the oldest first, so "last"
-# reads the newest page; to go further back,
-# pass pageInfo.startCursor as $before.
+	{Query: `# The audit log, newest first: who changed
+# what, from where. For older events, pass
+# pageInfo.endCursor as $after.
 # Narrow it with $filter, for example
 #   { "filter": { "action": "apiKey.rotate" } }
-query AuditLog($last: Int = 20, $before: String, $filter: AuditEventFilter) {
+query AuditLog($first: Int = 20, $after: String, $filter: AuditEventFilter) {
   team {
-    auditEvents(last: $last, before: $before, filter: $filter) {
+    auditEvents(first: $first, after: $after, filter: $filter, order: NEWEST_FIRST) {
       nodes {
         createdAt
         action
@@ -110,8 +109,8 @@ query AuditLog($last: Int = 20, $before: String, $filter: AuditEventFilter) {
         userAgent
       }
       pageInfo {
-        hasPreviousPage
-        startCursor
+        hasNextPage
+        endCursor
       }
       totalCount
     }

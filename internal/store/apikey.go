@@ -281,22 +281,26 @@ func (s *Store) RecordKeyUsage(ctx context.Context, batch []KeyUsage) error {
 	})
 }
 
-// ListAPIKeysByOwners reads the first page of several members' personal keys
-// in one query, whatever the number of members: a window function numbers
-// each member's keys, and the page keeps the first limit+1 of each.
+// ListAPIKeysByOwners reads a page of several members' personal keys in one
+// query, whatever the number of members: a window function numbers each
+// member's keys in the list's order, and the page keeps the first limit+1 of
+// each. It pages forward only (first/after).
 func (s *Store) ListAPIKeysByOwners(ctx context.Context, teamID uuid.UUID, owners []uuid.UUID, args PageArgs) (map[uuid.UUID]Page[APIKey], error) {
 	type ranked struct {
 		APIKey  `gorm:"embedded"`
 		RowRank int
 	}
+	args.Backward = false
+	order := args.scan()
 	inner := s.with(ctx).Model(&APIKey{}).
-		Select("api_keys.*, ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY id) AS row_rank").
+		Select("api_keys.*, ROW_NUMBER() OVER (PARTITION BY owner_id ORDER BY "+order+") AS row_rank").
 		Where("team_id = ? AND owner_id IN ?", teamID, owners)
 	if args.After != nil {
-		inner = inner.Where("id > ?", *args.After)
+		after, _ := args.bounds()
+		inner = inner.Where("id "+after+" ?", *args.After)
 	}
 	var rows []ranked
-	err := s.with(ctx).Table("(?) AS ranked", inner).Where("row_rank <= ?", args.Limit+1).Order("owner_id, id").Find(&rows).Error
+	err := s.with(ctx).Table("(?) AS ranked", inner).Where("row_rank <= ?", args.Limit+1).Order("owner_id, " + order).Find(&rows).Error
 	if err != nil {
 		return nil, translate(err, "api key")
 	}

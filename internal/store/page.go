@@ -7,17 +7,38 @@ import (
 	"gorm.io/gorm"
 )
 
-// PageArgs asks for one keyset page: Limit rows after a row id (forward) or
-// before one (backward). The GraphQL edge builds it from Relay's arguments
-// and cursors (graph/model.NewPageArgs).
+// PageArgs asks for one keyset page of a list ordered by id, which is the
+// order of creation (ids are UUIDv7): Limit rows after a row id (forward) or
+// before one (backward). After and before are positions in the list's own
+// order, ascending or, when Descending, newest first. The GraphQL edge builds
+// it from Relay's arguments and cursors (graph/model.NewPageArgs).
 type PageArgs struct {
-	Limit    int
-	Backward bool
-	After    *uuid.UUID
-	Before   *uuid.UUID
+	Limit      int
+	Backward   bool
+	Descending bool
+	After      *uuid.UUID
+	Before     *uuid.UUID
 }
 
-// Page is one keyset page of rows, in ascending id order.
+// bounds returns how a row id compares with a cursor's for the row to come
+// after the cursor in the list, and for it to come before.
+func (a PageArgs) bounds() (after, before string) {
+	if a.Descending {
+		return "<", ">"
+	}
+	return ">", "<"
+}
+
+// scan returns the order to read rows in: the list's own, or its reverse
+// when paging backward, so that the rows nearest the cursor come first.
+func (a PageArgs) scan() string {
+	if a.Descending != a.Backward {
+		return "id DESC"
+	}
+	return "id ASC"
+}
+
+// Page is one keyset page of rows, in the list's order.
 type Page[T any] struct {
 	Items   []T
 	HasNext bool
@@ -25,21 +46,13 @@ type Page[T any] struct {
 }
 
 // keysetPage reads one page of q by its id column: no OFFSET, so a page deep
-// in the list costs what the first one does. It fetches one row more than
-// asked to learn whether another page follows.
+// in the list costs what the first one does, in either order: an index on
+// (team_id, id) is read forward or backward. It fetches one row more than
+// asked to learn whether another page follows. A cursor is a row's id, so a
+// page never shifts when rows are inserted elsewhere in the list.
 func keysetPage[T any](s *Store, q *gorm.DB, args PageArgs, what string) (Page[T], error) {
 	var page Page[T]
-	if args.After != nil {
-		q = q.Where("id > ?", *args.After)
-	}
-	if args.Before != nil {
-		q = q.Where("id < ?", *args.Before)
-	}
-	order := "id ASC"
-	if args.Backward {
-		order = "id DESC"
-	}
-	rows, err := find[T](s, q.Order(order).Limit(args.Limit+1))
+	rows, err := find[T](s, keysetQuery(q, args))
 	if err != nil {
 		return page, translate(err, what)
 	}
@@ -55,6 +68,19 @@ func keysetPage[T any](s *Store, q *gorm.DB, args PageArgs, what string) (Page[T
 	}
 	page.Items = rows
 	return page, nil
+}
+
+// keysetQuery narrows q to the rows of args' page, and one more, in the
+// order they are read.
+func keysetQuery(q *gorm.DB, args PageArgs) *gorm.DB {
+	after, before := args.bounds()
+	if args.After != nil {
+		q = q.Where("id "+after+" ?", *args.After)
+	}
+	if args.Before != nil {
+		q = q.Where("id "+before+" ?", *args.Before)
+	}
+	return q.Order(args.scan()).Limit(args.Limit + 1)
 }
 
 // scanned is a row type that lists its columns and scans itself, for the
