@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,14 +17,13 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/app"
+	"github.com/keyplane/keyplane/internal/browsertest"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/playground"
 	"github.com/keyplane/keyplane/internal/teams"
@@ -42,16 +39,16 @@ import (
 // with KEYPLANE_UPDATE_SCREENSHOT=1 it also writes docs/playground.png, the
 // README's.
 func TestBrowser(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := browsertest.Chromium(t)
 	s := startServer(t)
 	s.seedDevices(t)
 
-	b := newBrowser(t, chromium, s.srv.URL)
+	b := browser{browsertest.Start(t, chromium, s.srv.URL)}
 	page := s.srv.URL + "/"
 
 	// 1. The page loads, offline, and its schema with it.
-	b.do(t, "open the page", chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(page))
-	b.waitText(t, "the notice", `document.getElementById('keyplane-notice')`, playground.Notice)
+	b.Do(t, "open the page", chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(page))
+	b.WaitText(t, "the notice", `document.getElementById('keyplane-notice')`, playground.Notice)
 	b.waitSchema(t)
 	if got := b.editorValue(t, "headers"); got != playground.HeadersTemplate {
 		t.Errorf("the Headers pane holds %q, want the template %q", got, playground.HeadersTemplate)
@@ -60,7 +57,7 @@ func TestBrowser(t *testing.T) {
 	// 2. The Docs pane reads the schema: the type Team, with its description
 	// and its fields.
 	b.clickLink(t, ".graphiql-doc-explorer", "Team")
-	docs := b.waitText(t, "the Docs pane on Team", `document.querySelector('.graphiql-doc-explorer')`,
+	docs := b.WaitText(t, "the Docs pane on Team", `document.querySelector('.graphiql-doc-explorer')`,
 		"A team: the tenant that owns API keys, devices and members.")
 	for _, want := range []string{"devices", "DeviceConnection", "auditEvents", "apiKeys"} {
 		if !strings.Contains(docs, want) {
@@ -74,9 +71,9 @@ func TestBrowser(t *testing.T) {
 	if got := b.editorValue(t, "headers"); got != headers {
 		t.Fatalf("the Headers pane holds %q after typing, want %q", got, headers)
 	}
-	b.do(t, "run the query", chromedp.Click(chromedp.CSS(`button.graphiql-execute-button`)))
+	b.Do(t, "run the query", chromedp.Click(chromedp.CSS(`button.graphiql-execute-button`)))
 	// The pane's whole content: CodeMirror draws only the lines in view.
-	result := b.waitText(t, "the result pane", `document.querySelector('.result-window .CodeMirror')?.CodeMirror`, `"totalCount": 3`)
+	result := b.WaitText(t, "the result pane", `document.querySelector('.result-window .CodeMirror')?.CodeMirror`, `"totalCount": 3`)
 	for _, want := range []string{`"nodes": [`, `"name": "OAK-D Pro W · dock 1"`, `"serialNumber": "18443010C1A2B3C400"`,
 		`"status": "ONLINE"`, `"status": "PENDING"`, `"hasNextPage": false`, `"endCursor": "`} {
 		if !strings.Contains(result, want) {
@@ -107,12 +104,12 @@ func TestBrowser(t *testing.T) {
 
 	// 4. The screenshot: the Docs pane, the query and its result, with the
 	// Variables pane in front, so that the key is not in the picture.
-	b.do(t, "show the Variables pane", chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="variables"]`)))
-	b.eval(t, `(() => { // the top of the Docs pane, which the click on Team scrolled
+	b.Do(t, "show the Variables pane", chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="variables"]`)))
+	b.Eval(t, `(() => { // the top of the Docs pane, which the click on Team scrolled
 		for (const el of document.querySelectorAll('.graphiql-plugin, .graphiql-plugin *')) el.scrollTop = 0;
 		return '';
 	})()`)
-	shot, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	shot, err := chromedp.Run(b.Context(), chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
@@ -122,7 +119,7 @@ func TestBrowser(t *testing.T) {
 	// after. The history and the tabs are stored, without it.
 	// GraphiQL saves the tabs half a second after a change: wait for it.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if b.eval(t, `localStorage.getItem('keyplane:graphiql:tabState') ? 'saved' : ''`) == "saved" {
+		if b.Eval(t, `localStorage.getItem('keyplane:graphiql:tabState') ? 'saved' : ''`) == "saved" {
 			break
 		}
 	}
@@ -132,15 +129,15 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("the page did not store %s, so the scan proves little:\n%s", want, stored)
 		}
 	}
-	b.do(t, "reload", chromedp.Reload())
+	b.Do(t, "reload", chromedp.Reload())
 	b.waitSchema(t)
 	if got := b.editorValue(t, "headers"); got != playground.HeadersTemplate {
 		t.Errorf("after a reload the Headers pane holds %q, want the template", got)
 	}
-	if got := b.eval(t, `[...document.querySelectorAll('.graphiql-tab-button')].map(b => b.innerText).join(', ')`); got != "Devices, CreateScopedKey, RotateKey, AuditLog" {
+	if got := b.Eval(t, `[...document.querySelectorAll('.graphiql-tab-button')].map(b => b.innerText).join(', ')`); got != "Devices, CreateScopedKey, RotateKey, AuditLog" {
 		t.Errorf("after a reload the tabs are %s, want the four tabs as they were", got)
 	}
-	b.do(t, "open another tab", chromedp.Click(chromedp.CSS(`#graphiql-session-tab-1`)))
+	b.Do(t, "open another tab", chromedp.Click(chromedp.CSS(`#graphiql-session-tab-1`)))
 	if got := b.editorValue(t, "headers"); got != playground.HeadersTemplate {
 		t.Errorf("after a reload another tab's Headers pane holds %q, want the template", got)
 	}
@@ -148,31 +145,17 @@ func TestBrowser(t *testing.T) {
 
 	// A dialog writes GraphiQL's one inline <style>, which the page's
 	// policy allows by its nonce: no violation is reported.
-	b.do(t, "open the settings", chromedp.Click(chromedp.CSS(`button[aria-label="Open settings dialog"]`)))
-	b.waitText(t, "the settings dialog", `document.querySelector('[role="dialog"]')`, "Clear storage")
-	if got := b.eval(t, `document.querySelector('style[nonce]') ? 'yes' : ''`); got != "yes" {
+	b.Do(t, "open the settings", chromedp.Click(chromedp.CSS(`button[aria-label="Open settings dialog"]`)))
+	b.WaitText(t, "the settings dialog", `document.querySelector('[role="dialog"]')`, "Clear storage")
+	if got := b.Eval(t, `document.querySelector('style[nonce]') ? 'yes' : ''`); got != "yes" {
 		t.Error("the dialog wrote no <style> with the nonce: the test no longer checks the policy's nonce")
 	}
-	if got := b.eval(t, `document.body.innerText`); strings.Contains(got, "Persist headers") {
+	if got := b.Eval(t, `document.body.innerText`); strings.Contains(got, "Persist headers") {
 		t.Error("the settings offer to persist headers")
 	}
-	b.do(t, "close the settings", chromedp.KeyEvent(kb.Escape))
+	b.Do(t, "close the settings", chromedp.KeyEvent(kb.Escape))
 
-	b.assertClean(t)
-}
-
-// findChromium returns Debian's chromium, or skips.
-func findChromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("KEYPLANE_REQUIRE_BROWSER") == "1" {
-		t.Fatal("KEYPLANE_REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); set KEYPLANE_REQUIRE_BROWSER=1 to fail instead")
-	return ""
+	b.AssertClean(t)
 }
 
 // server is Keyplane, started as the binary starts it, on a fresh SQLite
@@ -280,189 +263,22 @@ func (s *server) seedDevices(t *testing.T) {
 	s.mu.Unlock()
 }
 
-// browser is one Chromium tab on a fresh profile, with every request off the
-// server's origin failed and recorded.
-type browser struct {
-	ctx    context.Context
-	origin string
-
-	mu       sync.Mutex
-	offsite  []string
-	problems []string
-}
-
-func newBrowser(t *testing.T, chromium, serverURL string) *browser {
-	t.Helper()
-	// A fresh profile, and a temporary folder of its own for what Chromium
-	// leaves behind (its shared memory and singleton files), removed after.
-	dir, err := os.MkdirTemp("", "keyplane-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	profile, tmp := filepath.Join(dir, "profile"), filepath.Join(dir, "tmp")
-	for _, d := range []string{profile, tmp} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profile),
-		chromedp.Env("TMPDIR="+tmp),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancelTab(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
-	}
-	u, _ := url.Parse(serverURL)
-	b := &browser{ctx: ctx, origin: u.Scheme + "://" + u.Host}
-
-	// Every request of the tab pauses here: one to the server goes on, any
-	// other fails and fails the test.
-	paused := chromedp.Events(ctx, fetch.RequestPaused)
-	go func() {
-		for ev, err := range paused {
-			if err != nil {
-				return
-			}
-			if b.sameOrigin(ev.Request.URL) {
-				_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
-				continue
-			}
-			b.note(&b.offsite, ev.Request.URL)
-			_, _ = chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonBlockedByClient})
-		}
-	}()
-	// The Fetch domain does not see every kind of request (WebSockets);
-	// the Network domain reports them all.
-	sent := chromedp.Events(ctx, network.RequestWillBeSent)
-	sockets := chromedp.Events(ctx, network.WebSocketCreated)
-	go func() {
-		for ev, err := range sent {
-			if err != nil {
-				return
-			}
-			if !b.sameOrigin(ev.Request.URL) && !strings.HasPrefix(ev.Request.URL, "data:") {
-				b.note(&b.offsite, ev.Request.URL)
-			}
-		}
-	}()
-	go func() {
-		for ev, err := range sockets {
-			if err != nil {
-				return
-			}
-			b.note(&b.offsite, ev.URL)
-		}
-	}()
-	// An exception, an error on the console or a policy violation fails the
-	// test too.
-	console := chromedp.Console(ctx)
-	go func() {
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.IsException() || m.Type == chromedp.ConsoleError {
-				b.note(&b.problems, fmt.Sprintf("%s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line+1))
-			}
-		}
-	}()
-	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*"}}}); err != nil {
-		t.Fatalf("Fetch.enable: %v", err)
-	}
-	return b
-}
-
-func (b *browser) sameOrigin(raw string) bool {
-	u, err := url.Parse(raw)
-	return err == nil && u.Scheme+"://"+u.Host == b.origin
-}
-
-func (b *browser) note(list *[]string, s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	*list = append(*list, s)
-}
-
-// assertClean fails the test for each request off the origin and each
-// error the page reported.
-func (b *browser) assertClean(t *testing.T) {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, u := range b.offsite {
-		t.Errorf("the page asked for %s, off the server's origin", u)
-	}
-	for _, p := range b.problems {
-		t.Errorf("the page reported %s", p)
-	}
-}
-
-func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		b.assertClean(t)
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func (b *browser) eval(t *testing.T, js string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", js, err)
-	}
-	return out
-}
-
-// waitText waits until the text of what elementJS finds (the innerText of
-// an element, or the content of a CodeMirror editor) contains want, and
-// returns that text. (chromedp's Poll builds its predicate
-// with new Function, which the page's policy refuses; this asks from Go.)
-func (b *browser) waitText(t *testing.T, what, elementJS, want string) string {
-	t.Helper()
-	js := `(() => { const el = ` + elementJS + `; return !el ? '' : el.getValue ? el.getValue() : el.innerText; })()`
-	deadline := time.Now().Add(30 * time.Second)
-	var text string
-	for time.Now().Before(deadline) {
-		if text = b.eval(t, js); strings.Contains(text, want) {
-			return text
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.assertClean(t)
-	t.Fatalf("%s: %q did not appear; it shows:\n%s", what, want, text)
-	return ""
-}
+// browser is the playground's tab, with the steps that know GraphiQL.
+type browser struct{ *browsertest.Browser }
 
 // waitSchema opens the Docs pane, if it is closed, and waits until it lists
 // the schema's root types. A schema that failed to load fails the test with
 // what the page shows.
-func (b *browser) waitSchema(t *testing.T) {
+func (b browser) waitSchema(t *testing.T) {
 	t.Helper()
-	b.waitText(t, "GraphiQL", `document.querySelector('.graphiql-container')`, "Headers")
-	if b.eval(t, `document.querySelector('button[aria-label="Show Documentation Explorer"]') ? 'closed' : ''`) == "closed" {
-		b.do(t, "open the Docs pane", chromedp.Click(chromedp.CSS(`button[aria-label="Show Documentation Explorer"]`)))
+	b.WaitText(t, "GraphiQL", `document.querySelector('.graphiql-container')`, "Headers")
+	if b.Eval(t, `document.querySelector('button[aria-label="Show Documentation Explorer"]') ? 'closed' : ''`) == "closed" {
+		b.Do(t, "open the Docs pane", chromedp.Click(chromedp.CSS(`button[aria-label="Show Documentation Explorer"]`)))
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	var state string
 	for time.Now().Before(deadline) {
-		state = b.eval(t, `(() => {
+		state = b.Eval(t, `(() => {
 			const docs = document.querySelector('.graphiql-doc-explorer');
 			const result = document.querySelector('.result-window .CodeMirror-code');
 			return (docs ? docs.innerText : '') + '\n---\n' + (result ? result.innerText : '');
@@ -476,15 +292,15 @@ func (b *browser) waitSchema(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	b.assertClean(t)
+	b.AssertClean(t)
 	t.Fatalf("the schema did not load; the page shows:\n%s", state)
 }
 
 // clickLink clicks the first link in container whose text is text.
-func (b *browser) clickLink(t *testing.T, container, text string) {
+func (b browser) clickLink(t *testing.T, container, text string) {
 	t.Helper()
 	js := fmt.Sprintf(`[...document.querySelectorAll(%q)].flatMap(c => [...c.querySelectorAll('a')]).find(a => a.textContent.trim() === %q)`, container, text)
-	b.do(t, "click "+text, chromedp.Click(chromedp.JSPath(js)))
+	b.Do(t, "click "+text, chromedp.Click(chromedp.JSPath(js)))
 }
 
 // toolEditor is the CodeMirror of the editor tool in front (Variables or
@@ -492,17 +308,17 @@ func (b *browser) clickLink(t *testing.T, container, text string) {
 const toolEditor = `.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror`
 
 // editorValue returns what the Headers or Variables pane holds.
-func (b *browser) editorValue(t *testing.T, tool string) string {
+func (b browser) editorValue(t *testing.T, tool string) string {
 	t.Helper()
-	b.do(t, "show the "+tool+" pane", chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="`+tool+`"]`)))
-	return b.eval(t, `document.querySelector('`+toolEditor+`').CodeMirror.getValue()`)
+	b.Do(t, "show the "+tool+" pane", chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="`+tool+`"]`)))
+	return b.Eval(t, `document.querySelector('`+toolEditor+`').CodeMirror.getValue()`)
 }
 
 // typeInto selects all of a pane and types text over it, as a person
 // pasting would.
-func (b *browser) typeInto(t *testing.T, tool, text string) {
+func (b browser) typeInto(t *testing.T, tool, text string) {
 	t.Helper()
-	b.do(t, "type into the "+tool+" pane",
+	b.Do(t, "type into the "+tool+" pane",
 		chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="`+tool+`"]`)),
 		chromedp.Click(chromedp.CSS(toolEditor+` .CodeMirror-lines`)),
 		chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
@@ -516,62 +332,18 @@ func (b *browser) typeInto(t *testing.T, tool, text string) {
 // scanForKey looks for the key in every store of the page: localStorage,
 // sessionStorage, IndexedDB, the Cache API, cookies, the URL and the tab's
 // history. It returns what it read.
-func (b *browser) scanForKey(t *testing.T, key, when string) string {
+func (b browser) scanForKey(t *testing.T, key, when string) string {
 	t.Helper()
-	dump := b.eval(t, `(async () => {
-		const out = {url: location.href, localStorage: {}, sessionStorage: {}, indexedDB: {}, caches: {}};
-		for (let i = 0; i < localStorage.length; i++) {
-			const k = localStorage.key(i); out.localStorage[k] = localStorage.getItem(k);
-		}
-		for (let i = 0; i < sessionStorage.length; i++) {
-			const k = sessionStorage.key(i); out.sessionStorage[k] = sessionStorage.getItem(k);
-		}
-		for (const info of await indexedDB.databases()) {
-			const db = await new Promise((ok, fail) => {
-				const req = indexedDB.open(info.name); req.onsuccess = () => ok(req.result); req.onerror = () => fail(req.error);
-			});
-			const stores = {};
-			for (const name of db.objectStoreNames) {
-				stores[name] = await new Promise((ok, fail) => {
-					const req = db.transaction(name).objectStore(name).getAll();
-					req.onsuccess = () => ok(req.result); req.onerror = () => fail(req.error);
-				});
-			}
-			out.indexedDB[info.name] = stores;
-			db.close();
-		}
-		for (const name of await caches.keys()) {
-			const cache = await caches.open(name);
-			out.caches[name] = (await cache.keys()).map(r => r.url);
-		}
-		out.documentCookie = document.cookie;
-		return JSON.stringify(out, null, 1);
-	})()`)
-	cookies, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{})
-	if err != nil {
-		t.Fatalf("cookies: %v", err)
-	}
-	entries, err := chromedp.Run(b.ctx, chromedp.NavigationEntries())
-	if err != nil {
-		t.Fatalf("navigation history: %v", err)
-	}
-	var all strings.Builder
-	all.WriteString(dump)
-	for _, c := range cookies.Cookies {
-		fmt.Fprintf(&all, "\ncookie %s=%s", c.Name, c.Value)
-	}
-	for _, e := range entries.Entries {
-		fmt.Fprintf(&all, "\nhistory %s", e.URL)
-	}
+	all := b.Stored(t)
 	// The key, and any long piece of it, would give it away.
 	secret := strings.TrimPrefix(key, "kp_")
 	for _, piece := range []string{key, secret[:16], secret[len(secret)-16:]} {
-		if strings.Contains(all.String(), piece) {
-			t.Errorf("%s, the browser holds the key (%s…):\n%s", when, piece[:6], all.String())
+		if strings.Contains(all, piece) {
+			t.Errorf("%s, the browser holds the key (%s…):\n%s", when, piece[:6], all)
 			break
 		}
 	}
-	return all.String()
+	return all
 }
 
 // saveScreenshot keeps the screenshot in a temporary folder, and in

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyplane/keyplane/client"
+	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/app"
+	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/teams"
+	"github.com/keyplane/keyplane/internal/testdb"
+)
+
+// keyplane is a real Keyplane server, in process, on a fresh database of one
+// dialect, with one team.
+type keyplane struct {
+	url   string // its GraphQL endpoint
+	db    *testdb.Database
+	admin *client.Client // the team's first key: every scope
+	// secrets are the credentials and ids the test has seen, which must
+	// never reach the browser.
+	secrets []string
+	tokens  map[string]string // each seeded device's, by name
+}
+
+func startKeyplane(t *testing.T, d db.Dialect) *keyplane {
+	t.Helper()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.UsageFlushInterval = time.Hour
+	// Some tests fail credentials on purpose, all from 127.0.0.1.
+	cfg.RateLimitRPS, cfg.AuthFailureRPS = 0, 0
+	database := testdb.New(t, d)
+	a, err := app.New(context.Background(), cfg, database.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("app: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(srv.Close)
+	_, issued, err := teams.NewService(database.Store).Bootstrap(context.Background(), "Acme Robotics", "admin")
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	k := &keyplane{url: srv.URL + "/graphql", db: database, tokens: map[string]string{}}
+	k.admin = k.client(issued.Secret)
+	k.secrets = append(k.secrets, issued.Secret)
+	return k
+}
+
+// client returns a client of the server with a key.
+func (k *keyplane) client(key string) *client.Client {
+	return client.New(k.url, client.WithKey(key))
+}
+
+// dashboardKey creates a key with the scopes given, as the README does
+// (DEVICES_READ), and returns its secret.
+func (k *keyplane) dashboardKey(t *testing.T, scopes ...client.Scope) string {
+	t.Helper()
+	created, err := k.admin.CreateApiKey(context.Background(), client.CreateApiKeyInput{Name: "fleet-dashboard", Scopes: scopes})
+	if err != nil {
+		t.Fatalf("create the dashboard's key: %v", err)
+	}
+	secret := created.Secret.Reveal()
+	k.secrets = append(k.secrets, secret, created.ApiKey.Id)
+	return secret
+}
+
+// seedDevice is one device the fleet starts with.
+type seedDevice struct {
+	name   string
+	status client.DeviceStatus
+	// age is how long ago it was last seen; 0 for never.
+	age time.Duration
+	// enroll makes it enroll itself with an enrollment key rather than be
+	// created by the team.
+	enroll bool
+}
+
+// fleetSeed is the fleet of the tests, in every state: devices created and
+// never seen (PENDING), one of them enrolled by itself; seen within the
+// online window (ONLINE); seen long ago (OFFLINE); revoked (REVOKED), one
+// after it was seen. One is named with a credential, which the page must
+// not show.
+var fleetSeed = []seedDevice{
+	{name: "Dock 1", status: client.DeviceStatusOnline, age: 10 * time.Second},
+	{name: "Dock 2", status: client.DeviceStatusOnline, age: 20 * time.Second},
+	{name: "Dock 3", status: client.DeviceStatusOnline, age: 30 * time.Second},
+	{name: "Aisle 7 <b>left</b>", status: client.DeviceStatusOnline, age: 40 * time.Second},
+	{name: "Aisle 8", status: client.DeviceStatusOnline, age: 50 * time.Second},
+	{name: "Aisle 9", status: client.DeviceStatusOnline, age: 60 * time.Second},
+	{name: "Gate north", status: client.DeviceStatusOnline, age: 70 * time.Second},
+	{name: "Gate south", status: client.DeviceStatusOnline, age: 80 * time.Second},
+	{name: "Yard east", status: client.DeviceStatusOnline, age: 90 * time.Second},
+	{name: "Yard west", status: client.DeviceStatusOnline, age: 100 * time.Second},
+	{name: "Roof", status: client.DeviceStatusOnline, age: 110 * time.Second},
+	{name: "Cellar", status: client.DeviceStatusOnline, age: 120 * time.Second},
+	{name: "Loading bay", status: client.DeviceStatusOffline, age: time.Hour},
+	{name: "Old office", status: client.DeviceStatusOffline, age: 30 * 24 * time.Hour},
+	{name: "Spare A", status: client.DeviceStatusPending},
+	{name: "Spare B", status: client.DeviceStatusPending},
+	{name: "Field kit", status: client.DeviceStatusPending, enroll: true},
+	{name: "Stolen van", status: client.DeviceStatusRevoked, age: 25 * time.Second},
+	{name: "Broken lens", status: client.DeviceStatusRevoked},
+	{name: "", status: client.DeviceStatusOnline, age: 5 * time.Second}, // named with an enrollment key, below
+}
+
+// The page's figures for fleetSeed.
+var (
+	wantCounts = statusCounts{Pending: 3, Online: 13, Offline: 2, Revoked: 2, Total: 20}
+	// wantRecent are the ten most recently seen, newest first.
+	wantRecent = []string{hiddenName, "Dock 1", "Dock 2", "Stolen van", "Dock 3",
+		"Aisle 7 <b>left</b>", "Aisle 8", "Aisle 9", "Gate north", "Gate south"}
+)
+
+// seedFleet registers fleetSeed, sends each seen device's heartbeat with
+// its own token, moves its last heartbeat back by its age, and revokes the
+// revoked ones. It returns when each device was last seen, by name
+// (hiddenName for the one named with a credential).
+func (k *keyplane) seedFleet(t *testing.T) map[string]time.Time {
+	t.Helper()
+	ctx := context.Background()
+	enrollment, err := k.admin.CreateEnrollmentKey(ctx, client.CreateEnrollmentKeyInput{Description: "field kits", Reusable: true})
+	if err != nil {
+		t.Fatalf("create an enrollment key: %v", err)
+	}
+	enrollmentKey := enrollment.Secret.Reveal()
+	k.secrets = append(k.secrets, enrollmentKey)
+
+	// Seconds are what every dialect keeps of a time.
+	now := time.Now().UTC().Truncate(time.Second)
+	seen := map[string]time.Time{}
+	for i, d := range fleetSeed {
+		name, serial := d.name, fmt.Sprintf("SN-%03d", i)
+		if name == "" {
+			name = enrollmentKey // a secret pasted by mistake
+		}
+		var id, token string
+		if d.enroll {
+			enrolled, err := k.admin.EnrollDevice(ctx, client.EnrollDeviceInput{EnrollmentKey: enrollmentKey, SerialNumber: serial, Name: name})
+			if err != nil {
+				t.Fatalf("enroll %s: %v", name, err)
+			}
+			id, token = enrolled.Device.Id, enrolled.Token.Reveal()
+		} else {
+			created, err := k.admin.CreateDevice(ctx, client.CreateDeviceInput{Name: name, SerialNumber: serial, Model: "OAK-D"})
+			if err != nil {
+				t.Fatalf("create %s: %v", name, err)
+			}
+			id, token = created.Device.Id, created.Token.Reveal()
+		}
+		k.secrets = append(k.secrets, token, id)
+		k.tokens[name] = token
+		if d.age > 0 {
+			if _, err := k.client(token).DeviceHeartbeat(ctx, client.DeviceHeartbeatInput{FirmwareVersion: "2.30.0"}); err != nil {
+				t.Fatalf("heartbeat of %s: %v", name, err)
+			}
+			at := now.Add(-d.age)
+			k.db.Exec(t, "UPDATE devices SET last_seen_at = ? WHERE serial_number = ?", at, serial)
+			seen[displayName(name)] = at
+		}
+		if d.status == client.DeviceStatusRevoked {
+			if _, err := k.admin.RevokeDevice(ctx, id); err != nil {
+				t.Fatalf("revoke %s: %v", name, err)
+			}
+		}
+	}
+	return seen
+}
+
+// heartbeat makes a seeded device report in now: it is then the most
+// recently seen.
+func (k *keyplane) heartbeat(t *testing.T, name string) {
+	t.Helper()
+	if _, err := k.client(k.tokens[name]).DeviceHeartbeat(context.Background(), client.DeviceHeartbeatInput{}); err != nil {
+		t.Fatalf("heartbeat of %s: %v", name, err)
+	}
+}
+
+// leaks returns what of Keyplane's credentials and ids text holds: any
+// credential prefix, id prefix, or secret or id the test has seen.
+func (k *keyplane) leaks(text string) []string {
+	var found []string
+	for _, s := range append([]string{"kp_", "kpd_", "kpe_", "key_", "dev_"}, k.secrets...) {
+		if strings.Contains(text, s) {
+			found = append(found, s)
+		}
+	}
+	return found
+}
+
+// lockedBuffer is a log both the test and the server write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
