@@ -20,7 +20,7 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" \
       -o /out/keyplane . \
- && mkdir -p /out/app/data
+ && mkdir -p /out/app/data /out/var-lib-keyplane
 
 # ---------------------------------------------------------------------------
 # Runtime stage: no shell, no package manager, CA certificates, user 65532.
@@ -43,6 +43,10 @@ COPY --from=build /out/keyplane /usr/local/bin/keyplane
 # when no DATABASE_URL is given. Mount a volume on /app/data to keep it.
 # (Distroless has no mkdir, hence the directory made in the build stage.)
 COPY --from=build --chown=65532:65532 /out/app /app
+# /var/lib/keyplane owned by nonroot too, for KEYPLANE_BOOTSTRAP_KEY_FILE:
+# a named volume mounted there starts with this owner, so the first start
+# can write the first admin key into it (mode 0600).
+COPY --from=build --chown=65532:65532 /out/var-lib-keyplane /var/lib/keyplane
 WORKDIR /app
 
 USER 65532:65532
@@ -50,8 +54,13 @@ USER 65532:65532
 ENV LISTEN_ADDR=:8080
 EXPOSE 8080
 
-# No HEALTHCHECK: the image has no shell or curl and the binary has no
-# health subcommand. Probe GET /healthz (liveness) and GET /readyz
-# (readiness) from the orchestrator instead.
+# No shell or curl here: the binary checks itself. `keyplane healthcheck`
+# GETs /readyz on LISTEN_ADDR's port and exits 0 on 200, 1 otherwise, so
+# the container is healthy while it can serve: up, and reaching its
+# database. (Kubernetes ignores HEALTHCHECK: give it httpGet probes, liveness
+# on /healthz and readiness on /readyz.)
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/keyplane", "healthcheck"]
+
 ENTRYPOINT ["/usr/local/bin/keyplane"]
 CMD ["serve"]

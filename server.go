@@ -4,6 +4,7 @@
 //	keyplane [serve]                          migrate, then serve HTTP
 //	keyplane bootstrap --team NAME [--key-name N]  create a team; print only its key
 //	keyplane migrate [up|status]              migrations without serving
+//	keyplane healthcheck [--live]             exit 0 if the local server is ready
 //	keyplane version                          version, commit, Go version
 package main
 
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bootstrap(args, stdout, stderr)
 	case "migrate":
 		return migrate(args, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(args, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionLine())
 		return 0
@@ -78,6 +81,7 @@ const usage = `usage:
   keyplane [serve]                               apply migrations, then serve HTTP
   keyplane bootstrap --team NAME [--key-name N]  create a team; print only its key on stdout
   keyplane migrate [up|status]                   apply or list migrations
+  keyplane healthcheck [--live] [--timeout D]    exit 0 if the server on LISTEN_ADDR is ready (GET /readyz), else 1
   keyplane version                               print version, commit and Go version
 `
 
@@ -160,13 +164,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	defer st.Close()
 
-	team, issued, err := teams.NewService(st).BootstrapFirst(ctx, firstTeamName, teams.DefaultKeyName)
-	if err != nil {
-		log.Error("create the first team", "err", err)
+	if err := firstStart(ctx, cfg, log, st, stderr); err != nil {
+		log.Error("first start", "err", err)
 		return exitFailure
-	}
-	if team != nil {
-		printFirstKey(stderr, team.Name, issued.Secret, cfg.ListenAddr)
 	}
 
 	a, err := app.New(ctx, cfg, st, log)
@@ -178,16 +178,18 @@ func serve(args []string, stderr io.Writer) int {
 	done := make(chan struct{})
 	go func() { a.Run(background); close(done) }()
 
+	drain := &drainer{}
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,
-		Handler:           a.Handler,
+		Handler:           drain.wrap(a.Handler),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	errs := make(chan error, 2)
+	a.SetBuild(version, commit)
+	errs := make(chan error, 3)
 	go func() { errs <- srv.ListenAndServe() }()
 	log.Info("serving", "addr", cfg.ListenAddr, "dialect", st.Dialect(), "playground", cfg.Playground, "version", version)
 	if cfg.PprofAddr != "" {
@@ -195,6 +197,13 @@ func serve(args []string, stderr io.Writer) int {
 		go func() { errs <- pprofServer.ListenAndServe() }()
 		defer pprofServer.Close()
 		log.Info("serving pprof", "addr", cfg.PprofAddr)
+	}
+	if cfg.MetricsAddr != "" {
+		// /metrics is served here only; the public listener answers 404.
+		metricsServer := &http.Server{Addr: cfg.MetricsAddr, Handler: a.Metrics, ReadHeaderTimeout: 5 * time.Second}
+		go func() { errs <- metricsServer.ListenAndServe() }()
+		defer metricsServer.Close()
+		log.Info("serving metrics", "addr", cfg.MetricsAddr)
 	}
 
 	exit := 0
@@ -204,6 +213,7 @@ func serve(args []string, stderr io.Writer) int {
 		exit = exitFailure
 	case <-ctx.Done():
 		log.Info("shutting down")
+		drain.wait(cfg.ShutdownDrain, log)
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		if err := srv.Shutdown(shutdownCtx); err != nil {
 			log.Error("shutdown", "err", err)
@@ -215,7 +225,8 @@ func serve(args []string, stderr io.Writer) int {
 	return exit
 }
 
-// printFirstKey shows the first admin key once, boxed, on stderr.
+// printFirstKey shows the first admin key once, boxed, on stderr, when
+// that is a terminal (see firstStart).
 func printFirstKey(w io.Writer, team, secret, listenAddr string) {
 	lines := []string{
 		fmt.Sprintf("Keyplane created the team %q and its first admin key.", team),

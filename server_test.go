@@ -28,9 +28,12 @@ func cleanEnv(t *testing.T) string {
 		"KEYPLANE_RATE_LIMIT_RPS", "KEYPLANE_RATE_LIMIT_BURST",
 		"KEYPLANE_AUTH_FAILURE_RPS", "KEYPLANE_AUTH_FAILURE_BURST",
 		"KEYPLANE_TRUSTED_PROXIES", "REDIS_URL", "KEYPLANE_PPROF_ADDR",
+		"KEYPLANE_BOOTSTRAP_KEY_FILE",
 	} {
 		t.Setenv(name, "")
 	}
+	// A test's SIGTERM stops serve at once; shutdown_test.go drains on purpose.
+	t.Setenv("KEYPLANE_SHUTDOWN_DRAIN", "0")
 	url := "sqlite:" + filepath.Join(t.TempDir(), "k.db")
 	t.Setenv("DATABASE_URL", url)
 	return url

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -74,6 +75,8 @@ type DB struct {
 	// says, without the pool's statement_timeout, since a migration may
 	// rightly take longer than a request.
 	migrationConn *pgx.ConnConfig
+	// track turns on counting statements per request (TrackRequests).
+	track atomic.Bool
 }
 
 // Close releases the connections, also of a DB that Open left half made.
@@ -170,7 +173,7 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 	switch t.Dialect {
 	case Postgres:
 		pool.MaxOpen = cmp.Or(pool.MaxOpen, 20)
-		if d.Pgx, d.migrationConn, err = openPgx(ctx, t.DSN, pool); err != nil {
+		if d.Pgx, d.migrationConn, err = openPgx(ctx, t.DSN, pool, &d.track); err != nil {
 			return nil, err
 		}
 		// database/sql holds no idle connections of its own here: they stay
@@ -204,7 +207,7 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 	}
 	var callbacks []error
 	if t.Dialect == SQLite {
-		callbacks = append(callbacks, routeWrites(d.Gorm))
+		callbacks = append(callbacks, routeWrites(d.Gorm), trackGormStatements(d.Gorm, &d.track))
 		if pool.OnStatement != nil {
 			callbacks = append(callbacks, countGormStatements(d.Gorm, pool.OnStatement))
 		}
@@ -229,8 +232,9 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 // timeout, each connection starts with statement_timeout set to it, sent in
 // the startup message: no statement of its own, on no request's path. A
 // statement_timeout in the URL wins. It also returns the connection settings
-// as the URL gives them, for migrations.
-func openPgx(ctx context.Context, dsn string, pool Pool) (*pgxpool.Pool, *pgx.ConnConfig, error) {
+// as the URL gives them, for migrations. Its tracer counts statements for
+// OnStatement, and per request once track is on.
+func openPgx(ctx context.Context, dsn string, pool Pool, track *atomic.Bool) (*pgxpool.Pool, *pgx.ConnConfig, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadURL, err)
@@ -245,25 +249,13 @@ func openPgx(ctx context.Context, dsn string, pool Pool) (*pgxpool.Pool, *pgx.Co
 		registerUUID(conn)
 		return nil
 	}
-	if pool.OnStatement != nil {
-		cfg.ConnConfig.Tracer = statementCounter(pool.OnStatement)
-	}
+	cfg.ConnConfig.Tracer = &tracer{onStatement: pool.OnStatement, track: track}
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open postgres database: %w", err)
 	}
 	return p, migrations, nil
 }
-
-// statementCounter calls its function for each statement pgx sends.
-type statementCounter func()
-
-func (f statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	f()
-	return ctx
-}
-
-func (statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // countGormStatements calls f after every statement GORM runs; on SQLite
 // every statement goes through GORM.

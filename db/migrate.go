@@ -28,15 +28,36 @@ func provider(d *DB) (*goose.Provider, func(), error) {
 		return nil, nil, err
 	}
 	gooseDialect := goose.DialectPostgres
+	opts := []goose.ProviderOption{goose.WithSessionLocker(migrationLock{})}
 	if dialect == SQLite {
-		gooseDialect = goose.DialectSQLite3
+		gooseDialect, opts = goose.DialectSQLite3, nil
 	}
-	p, err := goose.NewProvider(gooseDialect, sqlDB, sub)
+	p, err := goose.NewProvider(gooseDialect, sqlDB, sub, opts...)
 	if err != nil {
 		release()
 		return nil, nil, err
 	}
 	return p, release, nil
+}
+
+// migrationLock keeps processes that start at once on one PostgreSQL
+// database (replicas) from applying the same migrations together, which
+// fails all but one of them: each waits for a session-level advisory lock,
+// one per schema, before goose reads which migrations are applied. It
+// waits as long as the lock is held (a long migration of another process);
+// the process's context ends the wait. On SQLite one process owns the file.
+type migrationLock struct{}
+
+const migrationLockKey = "hashtext('keyplane migrations'), hashtext(coalesce(current_schema(), ''))"
+
+func (migrationLock) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock("+migrationLockKey+")")
+	return err
+}
+
+func (migrationLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock("+migrationLockKey+")")
+	return err
 }
 
 // migrationDB is the connection pool migrations run on: on PostgreSQL one

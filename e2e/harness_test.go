@@ -3,14 +3,19 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +27,7 @@ import (
 	"github.com/keyplane/keyplane/internal/app"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/teams"
 	"github.com/keyplane/keyplane/internal/testdb"
 )
@@ -496,4 +502,416 @@ func (e *env) gqlWithin(limit time.Duration, key, query string, vars map[string]
 		req.Header.Set(k, v)
 	}
 	return e.do(e.t, req)
+}
+
+// requirePostgres skips a test that only PostgreSQL can run, unless
+// KEYPLANE_REQUIRE_POSTGRES=1 makes an absent PostgreSQL fail it.
+func requirePostgres(t *testing.T) {
+	t.Helper()
+	if !slices.Contains(testdb.Dialects(t), db.Postgres) {
+		t.Skip("PostgreSQL does not answer")
+	}
+}
+
+// openStore opens a database of its own on a URL, with the deadline of each
+// call that KEYPLANE_DB_TIMEOUT sets: a second server process on the same
+// database, or the same database reached through a pgProxy. Its pool is
+// smaller than the server's, as the machine's PostgreSQL serves many tests.
+func openStore(t *testing.T, url string, timeout time.Duration) *testdb.Database {
+	t.Helper()
+	opened, err := db.Open(context.Background(), url, db.Pool{MaxOpen: 8, Timeout: timeout})
+	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	st := store.New(opened)
+	t.Cleanup(func() { _ = st.Close() })
+	return &testdb.Database{Dialect: opened.Dialect, URL: url, Store: st}
+}
+
+// startReplica starts another server on a database that a first one
+// bootstrapped, as a second replica behind a load balancer: admin is the
+// first server's admin key.
+func startReplica(t *testing.T, database *testdb.Database, admin string, configure ...func(*config.Config)) *env {
+	t.Helper()
+	cfg := testConfig()
+	for _, c := range configure {
+		c(&cfg)
+	}
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.New(context.Background(), cfg, database.Store, log)
+	if err != nil {
+		t.Fatalf("app: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(srv.Close)
+	return &env{t: t, db: database, app: a, srv: srv, admin: admin, logs: logs}
+}
+
+// status returns the status of a GET on the server, or 0 with the error
+// when no answer came within limit.
+func (e *env) status(path string, limit time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// waitReady polls /readyz until it answers 200, and fails the test if it
+// has not within a minute: a server that does not recover by itself.
+func (e *env) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		status, err := e.status("/readyz", 10*time.Second)
+		if status == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz did not answer 200 within a minute: last %d %v", status, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pgProxy is a TCP proxy between a server and PostgreSQL that a test cuts
+// and restores: a database fault made in process, without ever touching the
+// machine's PostgreSQL service. It reads the frontend's protocol messages
+// on their way, so that a cut can fall between two statements of one
+// transaction.
+type pgProxy struct {
+	t        testing.TB
+	ln       net.Listener
+	upstream string
+
+	mu    sync.Mutex
+	mode  proxyMode
+	conns map[net.Conn]struct{} // both ends of every open pair
+	// resume is closed when a stall ends.
+	resume chan struct{}
+	// cutAt, when armed, sees the SQL of every statement about to be sent
+	// and cuts the proxy before sending the first one it returns true for.
+	cutAt func(sql string) bool
+	fired chan struct{}
+	// seen is the SQL the armed trigger saw, up to and including its cut.
+	seen []string
+}
+
+type proxyMode int
+
+const (
+	proxyUp proxyMode = iota
+	// proxyCut has closed every connection, and resets new ones at once:
+	// a database that went away.
+	proxyCut
+	// proxyStalled forwards nothing and answers nothing: a database that
+	// stopped answering, or a network that drops every packet.
+	proxyStalled
+)
+
+// newPGProxy starts a proxy to the host and port of a postgres URL.
+func newPGProxy(t testing.TB, pgURL string) *pgProxy {
+	t.Helper()
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatalf("parse %q: %v", pgURL, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pgProxy{t: t, ln: ln, upstream: u.Host, conns: map[net.Conn]struct{}{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.closeAll()
+	})
+	return p
+}
+
+// url returns pgURL with its host the proxy's, and without TLS, whose
+// bytes the proxy could not read.
+func (p *pgProxy) url(pgURL string) string {
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		p.t.Fatalf("parse %q: %v", pgURL, err)
+	}
+	u.Host = p.ln.Addr().String()
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Cut closes every connection and resets every new one until Restore.
+func (p *pgProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutLocked()
+}
+
+func (p *pgProxy) cutLocked() {
+	if p.mode == proxyStalled {
+		close(p.resume)
+	}
+	p.mode = proxyCut
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
+}
+
+// Stall stops forwarding anything, either way, on every connection, open
+// or new, until Restore.
+func (p *pgProxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode != proxyStalled {
+		p.resume = make(chan struct{})
+	}
+	p.mode = proxyStalled
+}
+
+// Restore lets connections through again. The connections a stall held
+// are closed, as their clients' deadlines have given up on them: what they
+// held back is never delivered late.
+func (p *pgProxy) Restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode == proxyStalled {
+		p.cutLocked()
+	}
+	p.mode = proxyUp
+	p.cutAt, p.fired = nil, nil
+}
+
+// CutAt arms a cut: before the first statement for which at returns true
+// is sent, the proxy cuts (as Cut does) instead. The channel is closed
+// once it has.
+func (p *pgProxy) CutAt(at func(sql string) bool) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutAt, p.fired, p.seen = at, make(chan struct{}), nil
+	return p.fired
+}
+
+// Seen returns the SQL of the statements the last armed trigger saw, in
+// the order they were about to be sent, up to and including where it cut.
+func (p *pgProxy) Seen() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.seen)
+}
+
+func (p *pgProxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
+}
+
+// track registers an open connection, unless the proxy is cut.
+func (p *pgProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode == proxyCut {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+// gate blocks while the proxy is stalled, and reports whether the
+// connection may go on: false once it was cut.
+func (p *pgProxy) gate(c net.Conn) bool {
+	for {
+		p.mu.Lock()
+		_, open := p.conns[c]
+		mode, resume := p.mode, p.resume
+		p.mu.Unlock()
+		switch {
+		case !open || mode == proxyCut:
+			return false
+		case mode == proxyUp:
+			return true
+		}
+		<-resume
+	}
+}
+
+// serve forwards one client connection.
+func (p *pgProxy) serve(client net.Conn) {
+	if !p.track(client) {
+		if tcp, ok := client.(*net.TCPConn); ok {
+			_ = tcp.SetLinger(0) // a reset, as from a database that is gone
+		}
+		_ = client.Close()
+		return
+	}
+	if !p.gate(client) {
+		_ = client.Close()
+		return
+	}
+	server, err := net.Dial("tcp", p.upstream)
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	if !p.track(server) {
+		_ = server.Close()
+		_ = client.Close()
+		return
+	}
+	go func() {
+		p.pipe(server, client, server)
+		p.drop(client, server)
+	}()
+	p.frontend(client, server)
+	p.drop(client, server)
+}
+
+func (p *pgProxy) drop(conns ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// pipe copies the backend's bytes to the client, held back while stalled.
+func (p *pgProxy) pipe(src, dst, self net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && (!p.gate(self) || !writeAll(dst, buf[:n])) {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func writeAll(w io.Writer, b []byte) bool {
+	_, err := w.Write(b)
+	return err == nil
+}
+
+// The frontend's untyped start-up requests that the server answers before
+// the StartupMessage itself (protocol 3.0's codes).
+const (
+	pgSSLRequest    = 80877103
+	pgGSSENCRequest = 80877104
+)
+
+// frontend forwards the client's messages one at a time, noting the SQL
+// of each prepared statement (Parse) so that it knows what a Bind runs,
+// and cuts where an armed trigger says.
+func (p *pgProxy) frontend(client, server net.Conn) {
+	r := bufio.NewReader(client)
+	for { // start-up: untyped messages, length first
+		var head [8]byte
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(head[:4]))
+		if n < 8 {
+			return
+		}
+		msg := make([]byte, n)
+		copy(msg, head[:])
+		if _, err := io.ReadFull(r, msg[8:]); err != nil {
+			return
+		}
+		if !p.gate(client) || !writeAll(server, msg) {
+			return
+		}
+		if code := binary.BigEndian.Uint32(head[4:]); code != pgSSLRequest && code != pgGSSENCRequest {
+			break
+		}
+	}
+	statements := map[string]string{}
+	for {
+		var head [5]byte
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(head[1:]))
+		if n < 4 {
+			return
+		}
+		msg := make([]byte, 1+n)
+		copy(msg, head[:])
+		if _, err := io.ReadFull(r, msg[5:]); err != nil {
+			return
+		}
+		body := msg[5:]
+		switch head[0] {
+		case 'P': // Parse: statement name, SQL, …
+			name, rest := cString(body)
+			sql, _ := cString(rest)
+			statements[name] = sql
+		case 'B': // Bind: portal, statement name, …: the statement runs
+			_, rest := cString(body)
+			name, _ := cString(rest)
+			if p.cuts(statements[name]) {
+				return
+			}
+		case 'Q': // a simple query, such as COMMIT
+			sql, _ := cString(body)
+			if p.cuts(sql) {
+				return
+			}
+		}
+		if !p.gate(client) || !writeAll(server, msg) {
+			return
+		}
+	}
+}
+
+// cuts asks the armed trigger about a statement about to run, and cuts
+// the proxy if it says so.
+func (p *pgProxy) cuts(sql string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cutAt == nil {
+		return false
+	}
+	p.seen = append(p.seen, sql)
+	if !p.cutAt(sql) {
+		return false
+	}
+	p.cutLocked()
+	close(p.fired)
+	p.cutAt = nil
+	return true
+}
+
+// cString splits a NUL-terminated string off b.
+func cString(b []byte) (string, []byte) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return string(b), nil
+	}
+	return string(b[:i]), b[i+1:]
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/keyplane/keyplane/graph/generated"
@@ -38,6 +39,8 @@ type Options struct {
 	// OnlineWindow is how recently a device must have been seen to be ONLINE.
 	OnlineWindow time.Duration
 	Logger       *slog.Logger
+	// Registerer, when set, gets the metrics of the operations answered.
+	Registerer prometheus.Registerer
 }
 
 // queryCacheSize is how many documents the caches keep: parsed and
@@ -45,14 +48,17 @@ type Options struct {
 const queryCacheSize = 1000
 
 // NewHandler builds the GraphQL endpoint: explicit transports, a parsed
-// query cache, automatic persisted queries, the cost limit, and error
-// handling that never leaks internals.
+// query cache, automatic persisted queries, the cost limit, error handling
+// that never leaks internals, and the metrics and log entry of every
+// operation answered (see operations).
 func NewHandler(s *store.Store, o Options) *handler.Server {
 	cfg := generated.Config{Resolvers: NewResolver(s, o.OnlineWindow), Directives: Directives()}
 	setCosts(&cfg.Complexity)
-	srv := handler.New(generated.NewExecutableSchema(cfg))
-	srv.AddTransport(getTransport{maxResponse: o.MaxResponseBytes})
-	srv.AddTransport(postTransport{maxResponse: o.MaxResponseBytes})
+	es := generated.NewExecutableSchema(cfg)
+	srv := handler.New(es)
+	r := responder{maxResponse: o.MaxResponseBytes, maxTokens: o.MaxTokens, ops: newOperations(es.Schema(), o.Registerer)}
+	srv.AddTransport(getTransport{r})
+	srv.AddTransport(postTransport{r})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	presenter := ErrorPresenter(o.Logger)
 	if o.Introspection {

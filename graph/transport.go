@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/keyplane/keyplane/internal/apperr"
 )
@@ -33,13 +34,50 @@ const (
 )
 
 // postTransport serves POST with a JSON body: one operation per request.
-type postTransport struct{ maxResponse int }
+type postTransport struct{ responder }
 
 // getTransport serves GET, for queries only: GET must be safe, so that a link
 // or a prefetch can never change anything. The operation is checked after
 // the query is resolved, so a mutation named by a persisted-query hash is
 // refused too.
-type getTransport struct{ maxResponse int }
+type getTransport struct{ responder }
+
+// responder is how both transports answer: the largest response they send
+// (0: no limit), and the metrics every response is recorded in (nil: none).
+type responder struct {
+	maxResponse int
+	// maxTokens bounds the parse of a document that did not validate, to
+	// name its operation in the metrics.
+	maxTokens int
+	ops       *operations
+}
+
+// operation is what a response answers: the operation it ran, or nil when
+// the request named none, and the operationName the client sent; ran tells
+// whether it was executed. The fragments are those of a document that did
+// not validate, whose spreads are not resolved.
+type operation struct {
+	def   *ast.OperationDefinition
+	frags ast.FragmentDefinitionList
+	name  string
+	ran   bool
+}
+
+// invalid names the operation of a document refused before it could run
+// (it does not parse or validate, or is over a limit), for the metrics and
+// the log: it is parsed again, within the token limit, and only then.
+func (a responder) invalid(params *graphql.RawParams) operation {
+	op := operation{name: params.OperationName}
+	if a.ops == nil || params.Query == "" {
+		return op
+	}
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, a.maxTokens)
+	if err != nil || doc == nil {
+		return op
+	}
+	op.def, op.frags = doc.Operations.ForName(params.OperationName), doc.Fragments
+	return op
+}
 
 var (
 	_ graphql.Transport = postTransport{}
@@ -55,31 +93,31 @@ func (getTransport) Supports(r *http.Request) bool {
 }
 
 func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	media, ok := negotiate(w, r, exec)
+	media, ok := t.negotiate(w, r, exec)
 	if !ok {
 		return
 	}
 	params := &graphql.RawParams{Headers: r.Header, ReadTime: graphql.TraceTiming{Start: graphql.Now()}}
 	if problem := decodeBody(r.Body, params); problem != "" {
-		refuse(w, r, exec, http.StatusBadRequest, problem)
+		t.refuse(w, r, exec, http.StatusBadRequest, problem)
 		return
 	}
 	params.ReadTime.End = graphql.Now()
-	execute(w, r, exec, params, media, false, t.maxResponse)
+	t.execute(w, r, exec, params, media, false)
 }
 
 func (t getTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	media, ok := negotiate(w, r, exec)
+	media, ok := t.negotiate(w, r, exec)
 	if !ok {
 		return
 	}
 	params := &graphql.RawParams{Headers: r.Header}
 	params.ReadTime = graphql.TraceTiming{Start: graphql.Now(), End: graphql.Now()}
 	if problem := decodeQueryString(r.URL.RawQuery, params); problem != "" {
-		refuse(w, r, exec, http.StatusBadRequest, problem)
+		t.refuse(w, r, exec, http.StatusBadRequest, problem)
 		return
 	}
-	execute(w, r, exec, params, media, true, t.maxResponse)
+	t.execute(w, r, exec, params, media, true)
 }
 
 // The members of a request, in a body or in a query string: these four,
@@ -230,10 +268,10 @@ func decodeOne(raw string, v any) bool {
 
 // execute runs one operation and writes its response, or, when that would
 // be larger than maxResponse bytes (0: no limit), an error in its place.
-func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, media string, queriesOnly bool, maxResponse int) {
+func (a responder) execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, params *graphql.RawParams, media string, queriesOnly bool) {
 	ctx := r.Context()
 	if _, persisted := params.Extensions["persistedQuery"]; params.Query == "" && !persisted {
-		refuse(w, r, exec, http.StatusBadRequest, "the request has no query")
+		a.refuse(w, r, exec, http.StatusBadRequest, "the request has no query")
 		return
 	}
 	rc, errs := exec.CreateOperationContext(ctx, params)
@@ -243,23 +281,34 @@ func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 			status = http.StatusBadRequest
 		}
 		ctx := graphql.WithOperationContext(ctx, rc)
-		respond(ctx, w, exec, status, exec.DispatchError(ctx, errs), maxResponse, false)
+		// A document that validated may still be refused (a limit, a
+		// variable): it counts as its operation. One that did not is
+		// parsed again to name it.
+		op := operation{name: params.OperationName}
+		if rc != nil && rc.Doc != nil {
+			op.def = rc.Operation
+		} else {
+			op = a.invalid(params)
+		}
+		a.respond(ctx, w, exec, status, exec.DispatchError(ctx, errs), op)
 		return
 	}
 	op := rc.Doc.Operations.ForName(rc.OperationName)
 	if queriesOnly && (op == nil || op.Operation != ast.Query) {
 		w.Header().Set("Allow", "POST")
-		refuse(w, r, exec, http.StatusMethodNotAllowed, "only queries may be sent with GET; send mutations with POST")
+		a.respond(ctx, w, exec, http.StatusMethodNotAllowed,
+			exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("only queries may be sent with GET; send mutations with POST")}),
+			operation{def: op, name: params.OperationName})
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	respond(ctx, w, exec, http.StatusOK, responses(ctx), maxResponse, op != nil && op.Operation == ast.Mutation)
+	a.respond(ctx, w, exec, http.StatusOK, responses(ctx), operation{def: op, name: params.OperationName, ran: true})
 }
 
 // negotiate picks the response type from Accept and sets it: the GraphQL
 // response type when the client names it first, JSON for JSON or a
 // wildcard or no Accept at all. A client that accepts neither gets 406.
-func negotiate(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) (string, bool) {
+func (a responder) negotiate(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) (string, bool) {
 	accept := r.Header.Get("Accept")
 	media := ""
 	if strings.TrimSpace(accept) == "" {
@@ -282,7 +331,7 @@ func negotiate(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 	}
 	if media == "" {
 		w.Header().Set("Content-Type", mediaJSON)
-		refuse(w, r, exec, http.StatusNotAcceptable, "this endpoint answers application/json or application/graphql-response+json only")
+		a.refuse(w, r, exec, http.StatusNotAcceptable, "this endpoint answers application/json or application/graphql-response+json only")
 		return "", false
 	}
 	w.Header().Set("Content-Type", media)
@@ -290,22 +339,24 @@ func negotiate(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecuto
 }
 
 // refuse answers a request that cannot run with one coded GraphQL error.
-func refuse(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, status int, message string) {
-	respond(r.Context(), w, exec, status, exec.DispatchError(r.Context(), gqlerror.List{gqlerror.Errorf("%s", message)}), 0, false)
+func (a responder) refuse(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, status int, message string) {
+	a.respond(r.Context(), w, exec, status, exec.DispatchError(r.Context(), gqlerror.List{gqlerror.Errorf("%s", message)}), operation{})
 }
 
-// respond writes resp with the status. The response is measured before a
-// byte is written: when it is larger than maxResponse (0: no limit), a
-// QUERY_TOO_COMPLEX error goes in its place, never a truncated body.
-func respond(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, status int, resp *graphql.Response, maxResponse int, mutation bool) {
+// respond writes resp with the status, and records it (metrics, and the
+// request's log entry). The response is measured before a byte is written:
+// when it is larger than maxResponse (0: no limit), a QUERY_TOO_COMPLEX
+// error goes in its place, never a truncated body.
+func (a responder) respond(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, status int, resp *graphql.Response, op operation) {
 	if resp == nil {
 		resp = &graphql.Response{}
 	}
 	head, data, tail := envelope(resp)
-	if size := len(head) + len(data) + len(tail); maxResponse > 0 && size > maxResponse {
-		resp = exec.DispatchError(ctx, gqlerror.List{responseTooLarge(maxResponse, mutation)})
+	if size := len(head) + len(data) + len(tail); a.maxResponse > 0 && size > a.maxResponse {
+		resp = exec.DispatchError(ctx, gqlerror.List{responseTooLarge(a.maxResponse, op.ran && op.def != nil && op.def.Operation == ast.Mutation)})
 		head, data, tail = envelope(resp)
 	}
+	a.ops.record(ctx, op, resp)
 	w.WriteHeader(status)
 	_, _ = w.Write(head)
 	_, _ = w.Write(data)

@@ -26,26 +26,39 @@ import (
 type App struct {
 	// Handler serves the whole HTTP surface.
 	Handler http.Handler
+	// Metrics serves GET /metrics alone, for a listener of its own; it is
+	// set only when cfg.MetricsAddr is, and Handler then answers 404 there.
+	Metrics http.Handler
 	// Usage batches last-use times; Run flushes it.
 	Usage *usage.Recorder
 	redis *redis.Client
+	build *buildInfo
 }
 
 // New builds the server on an open, migrated store. It fails only when
 // REDIS_URL is set and Redis cannot be reached.
 func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logger) (*App, error) {
-	a := &App{Usage: usage.New(s, log, cfg.UsageFlushInterval)}
+	a := &App{Usage: usage.New(s, log, cfg.UsageFlushInterval), build: newBuildInfo()}
 	limits, err := a.limits(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		a.build, newPoolCollector(s.DB()))
+	if err := a.Usage.Register(reg); err != nil {
+		return nil, err
+	}
+	if log.Enabled(ctx, slog.LevelDebug) {
+		// Each request's log line tells its statements and database time.
+		s.DB().TrackRequests()
+	}
 	gql := graph.NewHandler(s, graph.Options{
 		Introspection: cfg.Introspection, OnlineWindow: cfg.DeviceOnlineWindow, Logger: log,
 		MaxCost: cfg.MaxCost, MaxDepth: cfg.MaxDepth, MaxAliases: cfg.MaxAliases, MaxTokens: cfg.MaxTokens,
 		MaxFields: cfg.MaxFields, MaxSelection: cfg.MaxSelection,
 		MaxResponseBytes: cfg.MaxResponseBytes,
+		Registerer:       reg,
 	})
 	var schema string
 	if cfg.Introspection {
@@ -57,12 +70,16 @@ func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logge
 		Database:       s,
 		Logger:         log,
 		Registry:       reg,
+		MetricsApart:   cfg.MetricsAddr != "",
 		Playground:     cfg.Playground,
 		Schema:         schema,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Limits:         limits,
 		TrustedProxies: cfg.TrustedProxies,
 	})
+	if cfg.MetricsAddr != "" {
+		a.Metrics = httpapi.NewMetricsHandler(reg)
+	}
 	return a, nil
 }
 

@@ -26,6 +26,12 @@ const (
 	Internal           Code = "INTERNAL"
 )
 
+// Codes returns every code of the contract: the values a metric's label
+// may take.
+func Codes() []Code {
+	return []Code{Unauthenticated, Forbidden, NotFound, BadUserInput, Conflict, FailedPrecondition, RateLimited, QueryTooComplex, Internal}
+}
+
 // Error is a failure whose message is safe to show the caller.
 type Error struct {
 	Code    Code

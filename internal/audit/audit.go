@@ -5,12 +5,15 @@ package audit
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/reqlog"
+	"github.com/keyplane/keyplane/internal/requestid"
 	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
 )
@@ -40,7 +43,7 @@ const (
 
 // Record writes one event through tx. actor is nil for the command line.
 func Record(ctx context.Context, tx *store.Store, teamID uuid.UUID, actor *auth.Principal, action, targetID string) error {
-	return tx.InsertAuditEvents(ctx, []store.AuditEvent{event(ctx, teamID, actor, action, targetID)})
+	return write(ctx, tx, actor, []store.AuditEvent{event(ctx, teamID, actor, action, targetID)})
 }
 
 // RecordEach writes one event per target, in one statement per batch.
@@ -49,7 +52,38 @@ func RecordEach(ctx context.Context, tx *store.Store, teamID uuid.UUID, actor *a
 	for i, target := range targetIDs {
 		events[i] = event(ctx, teamID, actor, action, target)
 	}
-	return tx.InsertAuditEvents(ctx, events)
+	return write(ctx, tx, actor, events)
+}
+
+// write inserts the events and, within a request, logs each at info once
+// its transaction has committed: an event rolled back with its change is
+// never logged.
+func write(ctx context.Context, tx *store.Store, actor *auth.Principal, events []store.AuditEvent) error {
+	if err := tx.InsertAuditEvents(ctx, events); err != nil {
+		return err
+	}
+	if entry := reqlog.From(ctx); entry != nil && entry.Log != nil {
+		tx.AfterCommit(func() { logEvents(ctx, entry.Log, actor, events) })
+	}
+	return nil
+}
+
+// logEvents writes one line per event: its action, target and actor, by
+// global id. The line carries the request id, as the request's own does.
+func logEvents(ctx context.Context, log *slog.Logger, actor *auth.Principal, events []store.AuditEvent) {
+	actorID := reqlog.ActorID(actor)
+	for _, e := range events {
+		target := ""
+		if e.TargetID != nil {
+			target = *e.TargetID
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "audit",
+			slog.String("request_id", requestid.From(ctx)),
+			slog.String("action", e.Action),
+			slog.String("target", target),
+			slog.String("actor", actorID),
+		)
+	}
 }
 
 // event builds an event for the request in ctx: who made it (a key, a

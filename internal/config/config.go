@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,10 @@ const (
 	DefaultLogFormat          = "text"
 	DefaultUsageFlushInterval = 2 * time.Second
 	DefaultDeviceOnlineWindow = 5 * time.Minute
+	// DefaultShutdownDrain is how long the server keeps serving after
+	// SIGTERM with /readyz answering 503, so that load balancers stop
+	// sending it requests before its listener closes.
+	DefaultShutdownDrain = 5 * time.Second
 
 	// Limits on one request: the body (1 MiB), then the query's nesting,
 	// aliases, cost and lexical tokens.
@@ -64,7 +69,10 @@ type Config struct {
 	DatabaseURL string
 	ListenAddr  string
 	// PprofAddr, when set, serves net/http/pprof on its own listener.
-	PprofAddr     string
+	PprofAddr string
+	// MetricsAddr, when set, serves /metrics on its own listener, and only
+	// there: the public listener then answers 404 for it.
+	MetricsAddr   string
 	Playground    bool
 	Introspection bool
 	LogLevel      slog.Level
@@ -74,6 +82,9 @@ type Config struct {
 	// DeviceOnlineWindow is how recently a device must have been seen to be
 	// ONLINE.
 	DeviceOnlineWindow time.Duration
+	// ShutdownDrain is how long a stopping server answers /readyz with 503
+	// while it still serves, before it closes its listener; 0: not at all.
+	ShutdownDrain time.Duration
 
 	// Limits on one request.
 	MaxBodyBytes int64
@@ -102,6 +113,11 @@ type Config struct {
 	AnonymousBurst int
 	TrustedProxies []netip.Prefix
 	RedisURL       string
+
+	// BootstrapKeyFile, when set, is where the first start on an empty
+	// database writes the first admin key (mode 0600, never over an existing
+	// file), instead of showing it on a terminal.
+	BootstrapKeyFile string
 }
 
 // Error is a setting that cannot be used.
@@ -131,6 +147,11 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, err
 		}
 	}
+	if c.MetricsAddr = getenv("KEYPLANE_METRICS_ADDR"); c.MetricsAddr != "" {
+		if err := checkAddr("KEYPLANE_METRICS_ADDR", c.MetricsAddr); err != nil {
+			return c, err
+		}
+	}
 	var err error
 	if c.Playground, err = boolVar(getenv, "KEYPLANE_PLAYGROUND", true); err != nil {
 		return c, err
@@ -150,7 +171,31 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.DeviceOnlineWindow, err = durationVar(getenv, "KEYPLANE_DEVICE_ONLINE_WINDOW", DefaultDeviceOnlineWindow); err != nil {
 		return c, err
 	}
+	c.ShutdownDrain = DefaultShutdownDrain
+	if v := getenv("KEYPLANE_SHUTDOWN_DRAIN"); v != "" {
+		if c.ShutdownDrain, err = time.ParseDuration(v); err != nil || c.ShutdownDrain < 0 {
+			return c, &Error{"KEYPLANE_SHUTDOWN_DRAIN", fmt.Sprintf("%q is not a duration such as 5s (0 turns the drain off)", v)}
+		}
+	}
+	if c.BootstrapKeyFile = getenv("KEYPLANE_BOOTSTRAP_KEY_FILE"); c.BootstrapKeyFile != "" {
+		if err := checkFilePath("KEYPLANE_BOOTSTRAP_KEY_FILE", c.BootstrapKeyFile); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
+}
+
+// checkFilePath refuses a path that can only name a directory. Whether the
+// file can be written is learnt when it is, not here.
+func checkFilePath(name, path string) error {
+	if strings.HasSuffix(path, "/") || strings.HasSuffix(path, string(filepath.Separator)) {
+		return &Error{name, fmt.Sprintf("%q names a directory; want a file such as /var/lib/keyplane/first-key", path)}
+	}
+	switch filepath.Base(path) {
+	case ".", "..":
+		return &Error{name, fmt.Sprintf("%q names a directory; want a file such as /var/lib/keyplane/first-key", path)}
+	}
+	return nil
 }
 
 // checkAddr refuses a listen address that is not host:port.

@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/netaddr"
 	"github.com/keyplane/keyplane/internal/ratelimit"
+	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/requestid"
 )
 
@@ -82,7 +84,7 @@ func recoverPanics(log *slog.Logger) func(http.Handler) http.Handler {
 					}
 					id := requestid.From(r.Context())
 					log.ErrorContext(r.Context(), "handler panicked", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-					writeError(w, http.StatusInternalServerError, string(apperr.Internal), "internal error; quote request id "+id+" to the operator", map[string]any{"requestId": id})
+					writeError(w, r, http.StatusInternalServerError, string(apperr.Internal), "internal error; quote request id "+id+" to the operator", map[string]any{"requestId": id})
 				}
 			}()
 			next.ServeHTTP(w, r)
@@ -98,7 +100,7 @@ func requireJSON(next http.Handler) http.Handler {
 			mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 			if err != nil || mediaType != "application/json" {
 				w.Header().Set("Accept", "application/json")
-				writeError(w, http.StatusUnsupportedMediaType, string(apperr.BadUserInput), "send the request as Content-Type: application/json", nil)
+				writeError(w, r, http.StatusUnsupportedMediaType, string(apperr.BadUserInput), "send the request as Content-Type: application/json", nil)
 				return
 			}
 		}
@@ -111,18 +113,18 @@ func limitBody(maxBytes int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > maxBytes {
-				writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", maxBytes), nil)
+				writeError(w, r, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", maxBytes), nil)
 				return
 			}
 			if r.Body != nil && r.Body != http.NoBody {
 				body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
 				var tooLarge *http.MaxBytesError
 				if errors.As(err, &tooLarge) {
-					writeError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", maxBytes), nil)
+					writeError(w, r, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), fmt.Sprintf("the request body exceeds %d bytes", maxBytes), nil)
 					return
 				}
 				if err != nil {
-					writeError(w, http.StatusBadRequest, string(apperr.BadUserInput), "the request body could not be read", nil)
+					writeError(w, r, http.StatusBadRequest, string(apperr.BadUserInput), "the request body could not be read", nil)
 					return
 				}
 				r.Body = io.NopCloser(bytes.NewReader(body))
@@ -163,7 +165,7 @@ func withLimiterBudget(next http.Handler) http.Handler {
 // for a request that presents no credential (introspection, enrollDevice,
 // __typename), and refuses it with 429 when there is none, before its body
 // is read or parsed. A request with a credential is left to authenticate.
-func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger) func(http.Handler) http.Handler {
+func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if limiter == nil {
 			return next
@@ -175,7 +177,8 @@ func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger) func(http.Handl
 				if err != nil {
 					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
 				} else if !d.Allowed {
-					tooMany(w, d.RetryAfter, "too many requests without a credential from this address")
+					m.refusedAnonymous.Inc()
+					tooMany(w, r, d.RetryAfter, "too many requests without a credential from this address")
 					return
 				}
 			}
@@ -192,12 +195,12 @@ func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger) func(http.Handl
 // id is read from the token, and the bucket only peeked at, since anyone
 // can write a token with someone else's id. The bucket is spent once the
 // credential authenticated; a forged one is charged to its address.
-func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Handler) http.Handler {
+func authenticate(a Authenticator, limits Limits, log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
 			client := auth.ClientFrom(ctx)
-			guard := failureGuard{limiter: limits.Failures, key: "fail:" + netaddr.Budget(client.IP), log: log}
+			guard := failureGuard{limiter: limits.Failures, key: "fail:" + netaddr.Budget(client.IP), log: log, refused: m.refusedFailures}
 			ctx = auth.WithGuard(ctx, guard)
 			token, presented := credentialOf(r)
 			if !presented {
@@ -205,7 +208,7 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Ha
 				return
 			}
 			if wait, blocked := guard.Blocked(ctx); blocked {
-				tooMany(w, wait, "too many failed credentials from this address")
+				tooMany(w, r, wait, "too many failed credentials from this address")
 				return
 			}
 			if claim, ok := auth.ClaimOf(token); ok && limits.Requests != nil {
@@ -213,7 +216,8 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Ha
 				if err != nil {
 					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
 				} else if !d.Allowed {
-					tooMany(w, d.RetryAfter, "this credential is over its request rate")
+					m.refusedRequests.Inc()
+					tooMany(w, r, d.RetryAfter, "this credential is over its request rate")
 					return
 				}
 			}
@@ -222,21 +226,29 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger) func(http.Ha
 			switch {
 			case errors.As(err, &failure):
 				guard.Failed(ctx)
+				m.authFailure(failure.Reason).Inc()
+				if entry := reqlog.From(ctx); entry != nil {
+					entry.Reason = string(failure.Reason)
+				}
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-				writeError(w, http.StatusUnauthorized, string(apperr.Unauthenticated), failure.Error(), map[string]any{"reason": string(failure.Reason)})
+				writeError(w, r, http.StatusUnauthorized, string(apperr.Unauthenticated), failure.Error(), map[string]any{"reason": string(failure.Reason)})
 				return
 			case err != nil:
 				id := requestid.From(ctx)
 				log.ErrorContext(ctx, "authenticate", "request_id", id, "err", err)
-				writeError(w, http.StatusInternalServerError, string(apperr.Internal), "internal error; quote request id "+id+" to the operator", map[string]any{"requestId": id})
+				writeError(w, r, http.StatusInternalServerError, string(apperr.Internal), "internal error; quote request id "+id+" to the operator", map[string]any{"requestId": id})
 				return
+			}
+			if entry := reqlog.From(ctx); entry != nil {
+				entry.Principal = p
 			}
 			if limits.Requests != nil {
 				d, err := limits.Requests.Take(ctx, principalKey(p))
 				if err != nil {
 					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
 				} else if !d.Allowed {
-					tooMany(w, d.RetryAfter, "this credential is over its request rate")
+					m.refusedRequests.Inc()
+					tooMany(w, r, d.RetryAfter, "this credential is over its request rate")
 					return
 				}
 			}
@@ -264,10 +276,12 @@ func bucket(kind auth.Kind, id uuid.UUID) string {
 
 // failureGuard is the failure limit of one client address, shared by the
 // header check here and by enrollDevice through the request's context.
+// Each refusal counts in refused.
 type failureGuard struct {
 	limiter ratelimit.Limiter
 	key     string
 	log     *slog.Logger
+	refused prometheus.Counter
 }
 
 func (g failureGuard) Blocked(ctx context.Context) (time.Duration, bool) {
@@ -278,6 +292,9 @@ func (g failureGuard) Blocked(ctx context.Context) (time.Duration, bool) {
 	if err != nil {
 		g.log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
 		return 0, false
+	}
+	if !d.Allowed {
+		g.refused.Inc()
 	}
 	return min(d.RetryAfter, maxFailureWait), !d.Allowed
 }
@@ -292,10 +309,10 @@ func (g failureGuard) Failed(ctx context.Context) {
 }
 
 // tooMany answers 429 with a Retry-After in whole seconds, at least one.
-func tooMany(w http.ResponseWriter, wait time.Duration, message string) {
+func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, message string) {
 	seconds := max(int((wait+time.Second-1)/time.Second), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
-	writeError(w, http.StatusTooManyRequests, string(apperr.RateLimited), fmt.Sprintf("%s; retry in %d s", message, seconds), map[string]any{"retryAfter": seconds})
+	writeError(w, r, http.StatusTooManyRequests, string(apperr.RateLimited), fmt.Sprintf("%s; retry in %d s", message, seconds), map[string]any{"retryAfter": seconds})
 }
 
 // credentialOf reads Authorization: Bearer <credential>, or X-API-Key. A
@@ -320,8 +337,12 @@ func credentialOf(r *http.Request) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
-// writeError writes a GraphQL-shaped error body with one error.
-func writeError(w http.ResponseWriter, status int, code, message string, extra map[string]any) {
+// writeError writes a GraphQL-shaped error body with one error, and notes
+// its code in the request's log entry.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, message string, extra map[string]any) {
+	if entry := reqlog.From(r.Context()); entry != nil {
+		entry.AddCode(code)
+	}
 	ext := map[string]any{"code": code}
 	for k, v := range extra {
 		ext[k] = v

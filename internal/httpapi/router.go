@@ -35,7 +35,11 @@ type Options struct {
 	Database      Pinger
 	Logger        *slog.Logger
 	Registry      *prometheus.Registry
-	Playground    bool
+	// MetricsApart leaves /metrics off this surface, which then answers
+	// 404 for it: it is served on a listener of its own
+	// (KEYPLANE_METRICS_ADDR, NewMetricsHandler).
+	MetricsApart bool
+	Playground   bool
 	// Schema is the schema in SDL, served as GET /schema.graphql for
 	// codegen tools; empty, as when introspection is off, the path is 404.
 	Schema string
@@ -53,7 +57,7 @@ func NewRouter(o Options) http.Handler {
 	mux := http.NewServeMux()
 
 	registerLimitMetrics(o.Registry, o.Limits.Redis)
-	graphql := chain(o.GraphQL, withLimiterBudget, limitAnonymous(o.Limits.Anonymous, o.Logger), requireJSON, limitBody(o.MaxBodyBytes), authenticate(o.Authenticator, o.Limits, o.Logger))
+	graphql := chain(o.GraphQL, withLimiterBudget, limitAnonymous(o.Limits.Anonymous, o.Logger, m), requireJSON, limitBody(o.MaxBodyBytes), authenticate(o.Authenticator, o.Limits, o.Logger, m))
 	mux.Handle("POST /graphql", graphql)
 	mux.Handle("GET /graphql", graphql)
 	mux.HandleFunc("HEAD /graphql", methodNotAllowed("GET, POST"))
@@ -72,7 +76,9 @@ func NewRouter(o Options) http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	if !o.MetricsApart {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	}
 	if o.Schema != "" {
 		mux.HandleFunc("GET /schema.graphql", func(w http.ResponseWriter, _ *http.Request) {
 			writeText(w, http.StatusOK, o.Schema)
@@ -98,7 +104,7 @@ func methodNotAllowed(allow string) http.HandlerFunc {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		writeError(w, http.StatusMethodNotAllowed, string(apperr.BadUserInput), "use "+allow+" on this path", nil)
+		writeError(w, r, http.StatusMethodNotAllowed, string(apperr.BadUserInput), "use "+allow+" on this path", nil)
 	}
 }
 

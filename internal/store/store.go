@@ -31,6 +31,9 @@ type Store struct {
 	// txCtx is the context of the transaction a Store made by InTx runs
 	// in, nil otherwise: its deadline bounds the whole transaction.
 	txCtx context.Context
+	// committed collects, in a transaction, what AfterCommit must run once
+	// it commits; nil outside one.
+	committed *[]func()
 }
 
 // New wraps an open database.
@@ -40,6 +43,10 @@ func New(d *db.DB) *Store {
 
 // Dialect names the SQL engine behind the store.
 func (s *Store) Dialect() db.Dialect { return s.dialect }
+
+// DB returns the open database under the store, for its pool statistics
+// and per-request statement counts; nil for a Store made by InTx.
+func (s *Store) DB() *db.DB { return s.open }
 
 // InTx runs fn in one transaction: everything fn writes through tx commits
 // together, or nothing does when fn returns an error.
@@ -56,9 +63,28 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 		txCtx, cancel = db.Deadline(ctx, s.timeout)
 		defer cancel()
 	}
-	return s.db.WithContext(txCtx).Transaction(func(gtx *gorm.DB) error {
-		return fn(&Store{db: gtx, dialect: s.dialect, timeout: s.timeout, txCtx: txCtx})
+	var committed []func()
+	err := s.db.WithContext(txCtx).Transaction(func(gtx *gorm.DB) error {
+		return fn(&Store{db: gtx, dialect: s.dialect, timeout: s.timeout, txCtx: txCtx, committed: &committed})
 	})
+	if err != nil {
+		return err
+	}
+	for _, f := range committed {
+		s.AfterCommit(f)
+	}
+	return nil
+}
+
+// AfterCommit runs f once what s writes has committed: at once outside a
+// transaction, after the outermost commit inside one, and never when the
+// transaction (or the savepoint s belongs to) rolls back.
+func (s *Store) AfterCommit(f func()) {
+	if s.committed == nil {
+		f()
+		return
+	}
+	*s.committed = append(*s.committed, f)
 }
 
 // Tx runs fn in one transaction on s and returns its value: what fn

@@ -84,16 +84,25 @@ func (s *Service) Rename(ctx context.Context, actor *auth.Principal, name string
 // Bootstrap creates a team and its first key, holding every scope, in one
 // transaction. The key's secret is in the result and nowhere else.
 func (s *Service) Bootstrap(ctx context.Context, teamName, keyName string) (*store.Team, apikeys.Issued, error) {
-	return s.bootstrap(ctx, teamName, keyName, false)
+	return s.bootstrap(ctx, teamName, keyName, false, nil)
 }
 
 // BootstrapFirst is Bootstrap for a first start: it creates nothing, and
 // returns a nil team, when the database already holds a team.
 func (s *Service) BootstrapFirst(ctx context.Context, teamName, keyName string) (*store.Team, apikeys.Issued, error) {
-	return s.bootstrap(ctx, teamName, keyName, true)
+	return s.bootstrap(ctx, teamName, keyName, true, nil)
 }
 
-func (s *Service) bootstrap(ctx context.Context, teamName, keyName string, onlyFirst bool) (*store.Team, apikeys.Issued, error) {
+// BootstrapFirstWith is BootstrapFirst that hands the key over before it
+// commits: deliver runs inside the transaction, once the team and its key
+// are written, and when it fails nothing is committed. A key that could not
+// be handed over (to a file, say) therefore never exists, and the next start
+// tries again. deliver is not called when the database already holds a team.
+func (s *Service) BootstrapFirstWith(ctx context.Context, teamName, keyName string, deliver func(apikeys.Issued) error) (*store.Team, apikeys.Issued, error) {
+	return s.bootstrap(ctx, teamName, keyName, true, deliver)
+}
+
+func (s *Service) bootstrap(ctx context.Context, teamName, keyName string, onlyFirst bool, deliver func(apikeys.Issued) error) (*store.Team, apikeys.Issued, error) {
 	if err := validate.Name("team", teamName); err != nil {
 		return nil, apikeys.Issued{}, err
 	}
@@ -130,7 +139,13 @@ func (s *Service) bootstrap(ctx context.Context, teamName, keyName string, onlyF
 		if err := audit.Record(ctx, tx, team.ID, nil, audit.TeamCreate, ids.Encode(ids.Team, team.ID)); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, team.ID, nil, audit.APIKeyCreate, ids.Encode(ids.APIKey, issued.Key.ID))
+		if err := audit.Record(ctx, tx, team.ID, nil, audit.APIKeyCreate, ids.Encode(ids.APIKey, issued.Key.ID)); err != nil {
+			return err
+		}
+		if deliver != nil {
+			return deliver(issued)
+		}
+		return nil
 	})
 	if err != nil || !created {
 		return nil, apikeys.Issued{}, err

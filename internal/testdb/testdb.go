@@ -121,6 +121,15 @@ func NewWithTimeout(t testing.TB, d db.Dialect, timeout time.Duration) *Database
 // difference around a request.
 func (d *Database) Statements() int64 { return d.statements.Load() }
 
+// EmptyPostgresURL returns a URL whose connections use a fresh, empty
+// PostgreSQL schema of the test's own, dropped when the test ends: for a
+// test of what happens before migrations ran. Call Dialects first: it
+// assumes that PostgreSQL answers.
+func EmptyPostgresURL(t testing.TB) string {
+	t.Helper()
+	return newSchema(t)
+}
+
 // newSchema makes a schema of its own for the test and returns a URL whose
 // connections use it; the schema is dropped when the test ends, since the
 // machine's PostgreSQL outlives the run.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyplane/keyplane/internal/store"
 )
@@ -21,13 +22,49 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	pending map[uuid.UUID]store.KeyUsage
+
+	// Each flush that had something to write, for metrics (Register).
+	flushKeys     prometheus.Histogram
+	flushDuration prometheus.Histogram
+	flushErrors   prometheus.Counter
 }
 
 // New returns a Recorder that writes through s every interval once Run is
 // running. interval is taken as given and must be positive; internal/config
 // holds its default.
 func New(s *store.Store, log *slog.Logger, interval time.Duration) *Recorder {
-	return &Recorder{store: s, log: log, interval: interval, pending: make(map[uuid.UUID]store.KeyUsage)}
+	return &Recorder{
+		store: s, log: log, interval: interval, pending: make(map[uuid.UUID]store.KeyUsage),
+		flushKeys: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "keyplane_usage_flush_keys", Help: "Keys whose last use one flush of the usage batch wrote.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "keyplane_usage_flush_duration_seconds", Help: "Time to write one flush of the usage batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyplane_usage_flush_errors_total", Help: "Flushes of the usage batch that failed; their last-use times are lost.",
+		}),
+	}
+}
+
+// Register adds the batch's metrics to reg: the size and duration of each
+// flush, its failures, and how many keys wait for the next one.
+func (r *Recorder) Register(reg prometheus.Registerer) error {
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keyplane_usage_pending_keys", Help: "Keys whose last use waits for the next flush of the usage batch.",
+	}, func() float64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return float64(len(r.pending))
+	})
+	for _, c := range []prometheus.Collector{r.flushKeys, r.flushDuration, r.flushErrors, pending} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Touch notes one use of a key; only the latest per key is kept.
@@ -52,7 +89,14 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	}
 	r.pending = make(map[uuid.UUID]store.KeyUsage, len(batch))
 	r.mu.Unlock()
-	return r.store.RecordKeyUsage(ctx, batch)
+	start := time.Now()
+	err := r.store.RecordKeyUsage(ctx, batch)
+	r.flushDuration.Observe(time.Since(start).Seconds())
+	r.flushKeys.Observe(float64(len(batch)))
+	if err != nil {
+		r.flushErrors.Inc()
+	}
+	return err
 }
 
 // Run flushes every interval until ctx ends, then flushes once more so that
