@@ -10,10 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/apikeys"
@@ -242,79 +239,6 @@ func TestFirstStartKeyFileRefusals(t *testing.T) {
 			}
 		})
 	})
-}
-
-// servedChild is `keyplane serve` running as its own process (see
-// TestServeChild), with stderr a pipe: not a terminal.
-type servedChild struct {
-	cmd    *exec.Cmd
-	output *syncBuilder
-	exited chan error
-	listen string
-}
-
-// spawnServe starts `keyplane serve` on a fresh address with env added to
-// the test's environment, and waits until it answers /healthz.
-func spawnServe(t *testing.T, env ...string) *servedChild {
-	t.Helper()
-	c := &servedChild{output: &syncBuilder{}, exited: make(chan error, 1), listen: freeAddr(t)}
-	c.cmd = exec.Command(os.Args[0], "-test.run=^TestServeChild$")
-	c.cmd.Env = append(append(os.Environ(), "KEYPLANE_SERVE_CHILD=1", "LISTEN_ADDR="+c.listen), env...)
-	c.cmd.Stdout, c.cmd.Stderr = c.output, c.output
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.exited <- c.cmd.Wait() }()
-	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if status, _ := get(t, "http://"+c.listen+"/healthz"); status == 200 {
-			return c
-		}
-		select {
-		case err := <-c.exited:
-			t.Fatalf("serve exited early (%v):\n%s", err, c.output.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not answer on %s:\n%s", c.listen, c.output.String())
-		}
-	}
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (c *servedChild) stop(t *testing.T) {
-	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-c.exited:
-		if err != nil {
-			t.Errorf("after SIGTERM serve exited with %v:\n%s", err, c.output.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop on SIGTERM:\n%s", c.output.String())
-	}
-}
-
-// syncBuilder is a strings.Builder safe for the two copiers of a child's
-// stdout and stderr and a reader.
-type syncBuilder struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuilder) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuilder) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // hasTeams reports whether the database at url holds a team.

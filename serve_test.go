@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyplane/keyplane/internal/testlog"
 )
 
 // TestServeChild is the server process of TestServeProcess; alone it skips.
@@ -25,33 +27,9 @@ func TestServeChild(t *testing.T) {
 // on SIGTERM.
 func TestServeProcess(t *testing.T) {
 	dbURL := cleanEnv(t)
-	listen, pprofAddr := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$")
-	cmd.Env = append(os.Environ(), "KEYPLANE_SERVE_CHILD=1", "DATABASE_URL="+dbURL,
-		"LISTEN_ADDR="+listen, "KEYPLANE_PPROF_ADDR="+pprofAddr)
-	var output strings.Builder
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if status, _ := get(t, "http://"+listen+"/healthz"); status == http.StatusOK {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("serve exited early (%v):\n%s", err, output.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not answer on %s:\n%s", listen, output.String())
-		}
-	}
+	pprofAddr := freeAddr(t)
+	c := spawnServe(t, "DATABASE_URL="+dbURL, "KEYPLANE_PPROF_ADDR="+pprofAddr)
+	listen := c.listen
 
 	if status, body := get(t, "http://"+pprofAddr+"/debug/pprof/"); status != http.StatusOK || !strings.Contains(body, "goroutine") {
 		t.Errorf("pprof address: GET /debug/pprof/ = %d, want 200 with the profile index", status)
@@ -60,16 +38,75 @@ func TestServeProcess(t *testing.T) {
 		t.Errorf("public address: GET /debug/pprof/ = %d, want 404", status)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	c.stop(t)
+}
+
+// servedChild is `keyplane serve` running as its own process (see
+// TestServeChild), with stderr a pipe: not a terminal.
+type servedChild struct {
+	cmd    *exec.Cmd
+	output *testlog.Buffer
+	exited chan error
+	listen string
+}
+
+// spawnServe starts `keyplane serve` on a fresh address with env added to
+// the test's environment, and waits until it answers /healthz.
+func spawnServe(t *testing.T, env ...string) *servedChild {
+	t.Helper()
+	c := startServe(t, env...)
+	c.waitFor(t, "http://"+c.listen+"/healthz")
+	return c
+}
+
+// startServe starts `keyplane serve` as spawnServe does, without waiting.
+func startServe(t *testing.T, env ...string) *servedChild {
+	t.Helper()
+	c := &servedChild{output: &testlog.Buffer{}, exited: make(chan error, 1), listen: freeAddr(t)}
+	c.cmd = exec.Command(os.Args[0], "-test.run=^TestServeChild$")
+	c.cmd.Env = append(append(os.Environ(), "KEYPLANE_SERVE_CHILD=1", "LISTEN_ADDR="+c.listen), env...)
+	c.cmd.Stdout, c.cmd.Stderr = c.output, c.output
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.exited <- c.cmd.Wait() }()
+	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
+	return c
+}
+
+// waitFor waits until a GET of url answers 200, and fails the test if the
+// child exits first or nothing answers within 30s.
+func (c *servedChild) waitFor(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if status, _ := get(t, url); status == http.StatusOK {
+			return
+		}
+		select {
+		case err := <-c.exited:
+			t.Fatalf("serve exited early (%v):\n%s", err, c.output.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not answer on %s:\n%s", url, c.output.String())
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (c *servedChild) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-c.exited:
 		if err != nil {
-			t.Errorf("after SIGTERM serve exited with %v, want 0:\n%s", err, output.String())
+			t.Errorf("after SIGTERM serve exited with %v, want 0:\n%s", err, c.output.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop on SIGTERM:\n%s", output.String())
+		t.Fatalf("serve did not stop on SIGTERM:\n%s", c.output.String())
 	}
 }
 

@@ -1,21 +1,16 @@
 package client_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyplane/keyplane/client"
 	"github.com/keyplane/keyplane/db"
-	"github.com/keyplane/keyplane/internal/app"
 	"github.com/keyplane/keyplane/internal/config"
-	"github.com/keyplane/keyplane/internal/teams"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testserver"
 )
 
 // server is a real Keyplane server, in process, on a fresh database of one
@@ -31,35 +26,19 @@ type server struct {
 // Rate limits are off unless a test turns them on.
 func start(t *testing.T, d db.Dialect, configure ...func(*config.Config)) *server {
 	t.Helper()
-	cfg, err := config.Load(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.UsageFlushInterval = time.Hour
-	cfg.RateLimitRPS, cfg.AuthFailureRPS = 0, 0
-	for _, c := range configure {
-		c(&cfg)
-	}
+	configure = append([]func(*config.Config){func(c *config.Config) {
+		c.UsageFlushInterval = time.Hour
+		c.RateLimitRPS, c.AuthFailureRPS = 0, 0
+	}}, configure...)
 	database := testdb.New(t, d)
-	a, err := app.New(context.Background(), cfg, database.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(srv.Close)
-	s := &server{t: t, db: database, url: srv.URL + "/graphql"}
-	s.admin = s.bootstrap("Acme")
-	return s
+	ts := testserver.Start(t, database, configure...)
+	return &server{t: t, db: database, url: ts.URL + "/graphql", admin: ts.Admin}
 }
 
 // bootstrap creates another team and returns its first key.
 func (s *server) bootstrap(name string) string {
 	s.t.Helper()
-	_, issued, err := teams.NewService(s.db.Store).Bootstrap(context.Background(), name, "admin")
-	if err != nil {
-		s.t.Fatalf("bootstrap: %v", err)
-	}
-	return issued.Secret
+	return testserver.Bootstrap(s.t, s.db, name)
 }
 
 // client returns a client of the server with a key.

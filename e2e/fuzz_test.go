@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,9 +13,10 @@ import (
 	"testing"
 
 	"github.com/keyplane/keyplane/db"
-	"github.com/keyplane/keyplane/internal/app"
-	"github.com/keyplane/keyplane/internal/teams"
+	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testlog"
+	"github.com/keyplane/keyplane/internal/testserver"
 )
 
 // fzServer is the one server of a fuzz run, shared by every input: starting
@@ -25,7 +25,7 @@ type fzServer struct {
 	srv *httptest.Server
 	// errors keeps the server's ERROR lines (a panic's stack, an internal
 	// error), shown when an input fails.
-	errors *bytes.Buffer
+	errors *testlog.Buffer
 	// creds replaces a placeholder of the auth input with a real credential,
 	// so that the fuzzer reaches the authenticated paths.
 	creds *strings.Replacer
@@ -36,21 +36,9 @@ type fzServer struct {
 // ($DEVICE).
 func fzStart(f testing.TB, d db.Dialect) *fzServer {
 	f.Helper()
-	ctx := context.Background()
-	database := testdb.New(f, d)
-	errs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: errs}, &slog.HandlerOptions{Level: slog.LevelError}))
-	a, err := app.New(ctx, testConfig(), database.Store, log)
-	if err != nil {
-		f.Fatalf("app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	f.Cleanup(srv.Close)
-	_, issued, err := teams.NewService(database.Store).Bootstrap(ctx, "Fuzz", "admin")
-	if err != nil {
-		f.Fatalf("bootstrap: %v", err)
-	}
-	admin := issued.Secret
+	s := testserver.StartWith(f, testdb.New(f, d), testserver.Options{
+		Configure: []func(*config.Config){testSettings}, Level: slog.LevelError, Team: "Fuzz"})
+	srv, admin := s.HTTP, s.Admin
 	post := func(query string, vars map[string]any, path string) string {
 		body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/graphql", bytes.NewReader(body))
@@ -78,7 +66,7 @@ func fzStart(f testing.TB, d db.Dialect) *fzServer {
 	device := post(`mutation { createDevice(input: {name: "fuzz cam", serialNumber: "SN-FUZZ"}) { token } }`, nil, "createDevice.token")
 	return &fzServer{
 		srv:    srv,
-		errors: errs,
+		errors: s.Logs,
 		creds:  strings.NewReplacer("$ADMIN", admin, "$READER", reader, "$DEVICE", device),
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -28,8 +27,9 @@ import (
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/store"
-	"github.com/keyplane/keyplane/internal/teams"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testlog"
+	"github.com/keyplane/keyplane/internal/testserver"
 )
 
 // env is one running server on its own database, with one bootstrapped team.
@@ -38,8 +38,8 @@ type env struct {
 	db    *testdb.Database
 	app   *app.App
 	srv   *httptest.Server
-	admin string // the team's first key: every scope
-	logs  *bytes.Buffer
+	admin string          // the team's first key: every scope
+	logs  *testlog.Buffer // its JSON log, at debug
 }
 
 // testConfig returns the settings of a test server: no rate limits, usage flushed by hand.
@@ -48,11 +48,16 @@ func testConfig() config.Config {
 	if err != nil {
 		panic(err)
 	}
+	testSettings(&cfg)
+	return cfg
+}
+
+// testSettings changes settings to testConfig's.
+func testSettings(cfg *config.Config) {
 	cfg.UsageFlushInterval = time.Hour // tests flush by hand
 	// Rate limits are off unless a test is about them: many tests fail
 	// credentials on purpose, all from 127.0.0.1.
 	cfg.RateLimitRPS, cfg.AuthFailureRPS = 0, 0
-	return cfg
 }
 
 // newEnv starts a server on a fresh database of the dialect; configure, if
@@ -66,31 +71,22 @@ func newEnv(t *testing.T, d db.Dialect, configure ...func(*config.Config)) *env 
 // startEnv starts a server on a database, as newEnv does.
 func startEnv(t *testing.T, database *testdb.Database, configure ...func(*config.Config)) *env {
 	t.Helper()
-	cfg := testConfig()
-	for _, c := range configure {
-		c(&cfg)
-	}
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(context.Background(), cfg, database.Store, log)
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(srv.Close)
-	e := &env{t: t, db: database, app: a, srv: srv, logs: logs}
-	e.admin = e.bootstrap("Acme")
-	return e
+	return serveEnv(t, database, testserver.Options{Configure: configure})
+}
+
+// serveEnv starts a server on a database with testConfig's settings, then
+// opts.Configure's.
+func serveEnv(t *testing.T, database *testdb.Database, opts testserver.Options) *env {
+	t.Helper()
+	opts.Configure = append([]func(*config.Config){testSettings}, opts.Configure...)
+	s := testserver.StartWith(t, database, opts)
+	return &env{t: t, db: database, app: s.App, srv: s.HTTP, admin: s.Admin, logs: s.Logs}
 }
 
 // bootstrap creates another team and returns its first key.
 func (e *env) bootstrap(name string) string {
 	e.t.Helper()
-	_, issued, err := teams.NewService(e.db.Store).Bootstrap(context.Background(), name, "admin")
-	if err != nil {
-		e.t.Fatalf("bootstrap: %v", err)
-	}
-	return issued.Secret
+	return testserver.Bootstrap(e.t, e.db, name)
 }
 
 // gqlError is one error of a GraphQL response.
@@ -533,19 +529,7 @@ func openStore(t *testing.T, url string, timeout time.Duration) *testdb.Database
 // first server's admin key.
 func startReplica(t *testing.T, database *testdb.Database, admin string, configure ...func(*config.Config)) *env {
 	t.Helper()
-	cfg := testConfig()
-	for _, c := range configure {
-		c(&cfg)
-	}
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(context.Background(), cfg, database.Store, log)
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(srv.Close)
-	return &env{t: t, db: database, app: a, srv: srv, admin: admin, logs: logs}
+	return serveEnv(t, database, testserver.Options{Configure: configure, Admin: admin})
 }
 
 // status returns the status of a GET on the server, or 0 with the error

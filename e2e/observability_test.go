@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -22,49 +21,27 @@ import (
 
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/graph"
-	"github.com/keyplane/keyplane/internal/app"
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testserver"
 )
 
 // obsEnv is a server whose JSON log the test reads while it runs: the log
-// is read under its writer's lock, since a request's line is written after
+// is read under its buffer's lock, since a request's line is written after
 // its response may have reached the client.
 type obsEnv struct {
 	*env
-	writer *lockedWriter
-	buf    *bytes.Buffer
 }
 
 // newObsEnv starts a server on a fresh database that logs at level.
 func newObsEnv(t *testing.T, d db.Dialect, level slog.Level, configure ...func(*config.Config)) *obsEnv {
 	t.Helper()
-	database := testdb.New(t, d)
-	cfg := testConfig()
-	for _, c := range configure {
-		c(&cfg)
-	}
-	buf := &bytes.Buffer{}
-	writer := &lockedWriter{w: buf}
-	log := slog.New(slog.NewJSONHandler(writer, &slog.HandlerOptions{Level: level}))
-	a, err := app.New(context.Background(), cfg, database.Store, log)
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(srv.Close)
-	e := &env{t: t, db: database, app: a, srv: srv, logs: buf}
-	e.admin = e.bootstrap("Acme")
-	return &obsEnv{env: e, writer: writer, buf: buf}
+	return &obsEnv{env: serveEnv(t, testdb.New(t, d), testserver.Options{Configure: configure, Level: level})}
 }
 
 // log returns the whole log so far.
-func (o *obsEnv) log() string {
-	o.writer.mu.Lock()
-	defer o.writer.mu.Unlock()
-	return o.buf.String()
-}
+func (o *obsEnv) log() string { return o.logs.String() }
 
 // lines returns the log lines whose msg is msg, decoded.
 func (o *obsEnv) lines(t *testing.T, msg string) []map[string]any {

@@ -3,20 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyplane/keyplane/client"
 	"github.com/keyplane/keyplane/db"
-	"github.com/keyplane/keyplane/internal/app"
 	"github.com/keyplane/keyplane/internal/config"
-	"github.com/keyplane/keyplane/internal/teams"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testserver"
 )
 
 // keyplane is a real Keyplane server, in process, on a fresh database of one
@@ -33,27 +28,17 @@ type keyplane struct {
 
 func startKeyplane(t *testing.T, d db.Dialect) *keyplane {
 	t.Helper()
-	cfg, err := config.Load(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.UsageFlushInterval = time.Hour
-	// Some tests fail credentials on purpose, all from 127.0.0.1.
-	cfg.RateLimitRPS, cfg.AuthFailureRPS = 0, 0
 	database := testdb.New(t, d)
-	a, err := app.New(context.Background(), cfg, database.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(srv.Close)
-	_, issued, err := teams.NewService(database.Store).Bootstrap(context.Background(), "Acme Robotics", "admin")
-	if err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	k := &keyplane{url: srv.URL + "/graphql", db: database, tokens: map[string]string{}}
-	k.admin = k.client(issued.Secret)
-	k.secrets = append(k.secrets, issued.Secret)
+	ts := testserver.StartWith(t, database, testserver.Options{Team: "Acme Robotics", Configure: []func(*config.Config){
+		func(c *config.Config) {
+			c.UsageFlushInterval = time.Hour
+			// Some tests fail credentials on purpose, all from 127.0.0.1.
+			c.RateLimitRPS, c.AuthFailureRPS = 0, 0
+		},
+	}})
+	k := &keyplane{url: ts.URL + "/graphql", db: database, tokens: map[string]string{}}
+	k.admin = k.client(ts.Admin)
+	k.secrets = append(k.secrets, ts.Admin)
 	return k
 }
 
@@ -196,22 +181,4 @@ func (k *keyplane) leaks(text string) []string {
 		}
 	}
 	return found
-}
-
-// lockedBuffer is a log both the test and the server write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

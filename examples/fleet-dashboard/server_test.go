@@ -18,6 +18,7 @@ import (
 	"github.com/keyplane/keyplane/client"
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testlog"
 )
 
 // get asks the dashboard for a path and returns the answer and its body.
@@ -230,7 +231,7 @@ func TestFleetKeyplaneFails(t *testing.T) {
 			if kp == nil {
 				kp = k.client(tc.key)
 			}
-			logs := &lockedBuffer{}
+			logs := &testlog.Buffer{}
 			srv := dashboard(t, kp, options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			res, body := get(t, srv, "/api/fleet")
 			if res.StatusCode != http.StatusBadGateway {
@@ -335,7 +336,7 @@ func TestRun(t *testing.T) {
 		{"a wrong key", "kp_0351sYg4NCngT9UiL1J5oQ_" + strings.Repeat("x", 49), "reason INVALID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out lockedBuffer
+			var out testlog.Buffer
 			if code := run(context.Background(), env(tc.key), &out); code != exitConfig {
 				t.Errorf("exit code %d, want %d; it said:\n%s", code, exitConfig, out.String())
 			}
@@ -385,11 +386,11 @@ func TestRun(t *testing.T) {
 
 // startRun runs the command as main does, until stop, which returns its
 // exit code; url is where it serves, out what it logged.
-func startRun(t *testing.T, getenv func(string) string) (url string, out *lockedBuffer, stop func() int) {
+func startRun(t *testing.T, getenv func(string) string) (url string, out *testlog.Buffer, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	out = &lockedBuffer{}
+	out = &testlog.Buffer{}
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, getenv, out) }()
 	serving := regexp.MustCompile(`msg=serving url=(http://\S+/)`)

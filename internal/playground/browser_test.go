@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,12 +21,11 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/keyplane/keyplane/db"
-	"github.com/keyplane/keyplane/internal/app"
 	"github.com/keyplane/keyplane/internal/browsertest"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/playground"
-	"github.com/keyplane/keyplane/internal/teams"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testserver"
 )
 
 // TestBrowser drives the playground in Chromium, as a person would, against
@@ -175,24 +173,13 @@ type graphQLRequest struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	cfg, err := config.Load(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.UsageFlushInterval = time.Hour
-	database := testdb.New(t, db.SQLite)
-	a, err := app.New(context.Background(), cfg, database.Store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
 	s := &server{}
-	s.srv = httptest.NewServer(s.record(a.Handler))
-	t.Cleanup(s.srv.Close)
-	_, issued, err := teams.NewService(database.Store).Bootstrap(context.Background(), "Acme Robotics", "admin")
-	if err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	s.key = issued.Secret
+	ts := testserver.StartWith(t, testdb.New(t, db.SQLite), testserver.Options{
+		Team:      "Acme Robotics",
+		Wrap:      s.record,
+		Configure: []func(*config.Config){func(c *config.Config) { c.UsageFlushInterval = time.Hour }},
+	})
+	s.srv, s.key = ts.HTTP, ts.Admin
 	return s
 }
 

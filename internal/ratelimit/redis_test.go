@@ -1,17 +1,16 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyplane/keyplane/internal/ratelimit/redisfake"
+	"github.com/keyplane/keyplane/internal/testlog"
 )
 
 // fakeDeadline is the deadline of each call to the fake Redis. The tests
@@ -24,7 +23,7 @@ type sickRedis struct {
 	srv     *redisfake.Server
 	backend *RedisBackend
 	clock   *fakeClock
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 }
 
 func newSickRedis(t *testing.T, mode redisfake.Mode) *sickRedis {
@@ -41,7 +40,7 @@ func newSickRedis(t *testing.T, mode redisfake.Mode) *sickRedis {
 	FailFast(opts, fakeDeadline)
 	client := redis.NewClient(opts)
 	t.Cleanup(func() { _ = client.Close() })
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	b := NewRedisBackend(client, fakeDeadline, slog.New(slog.NewTextHandler(logs, nil)))
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	b.breaker.now = clock.now
@@ -220,22 +219,4 @@ func TestAbandonedCallsAreNoVerdict(t *testing.T) {
 	if st := s.backend.BreakerState(); st != BreakerClosed {
 		t.Fatalf("abandoned calls moved the breaker to %v", st)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
