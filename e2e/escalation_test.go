@@ -233,3 +233,23 @@ func TestDerivedKeysStayWithinTheirMakersNetworksAndLifetime(t *testing.T) {
 		e.ok(key, escRotate, map[string]any{"id": fencedID})
 	})
 }
+
+func TestAPersonalKeyCannotTakeOverATeamKey(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, d db.Dialect) {
+		e := newEnv(t, d)
+		adminID := e.ok(e.admin, `{ viewer { id } }`, nil).str("viewer.id")
+		ada := mbrAdd(e, e.admin, "ada@example.com", "Ada", "ADMIN")
+		_, personal := mbrPersonalKey(e, e.admin, ada, "ada laptop")
+		rotate := `mutation($id: ID!) { rotateApiKey(input: {id: $id}) { secret } }`
+		r := e.fails(personal, rotate, map[string]any{"id": adminID}, "FORBIDDEN")
+		if r.str("rotateApiKey.secret") != "" {
+			t.Fatalf("a personal key took over the admin key: %s", r.Raw)
+		}
+		if status, _ := e.authStatus(e.admin); status != http.StatusOK {
+			t.Fatalf("the admin key stopped working: %d", status)
+		}
+		// Its own member's keys it may rotate, itself included.
+		ownID, _ := e.newKey(personal, "own")
+		e.ok(personal, rotate, map[string]any{"id": ownID})
+	})
+}

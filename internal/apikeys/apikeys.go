@@ -283,6 +283,12 @@ func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUI
 			return nil, err
 		}
 		if k.ID != actor.KeyID {
+			// A personal key takes over only keys of its own member, as it
+			// mints only those: otherwise it could rotate a team key and
+			// keep a secret that outlives the member.
+			if err := actor.Owns(k.OwnerID); err != nil {
+				return nil, err
+			}
 			if err := actor.Within(k.CIDRs(), k.ExpiresAt); err != nil {
 				return nil, err
 			}

@@ -146,14 +146,15 @@ func (p *Principal) WithinNetworks(cidrs []string) error {
 	return nil
 }
 
-// Owns is the rule for a member's personal key making keys: what it makes
-// belongs to the same member, so that it is capped by the member's role and
-// revoked with them. owner is the key's owner asked for (nil: none).
+// Owns is the rule for a member's personal key making or taking over keys
+// (createApiKey, rotateApiKey: the caller holds the secret afterwards):
+// only keys of the same member, so that each is capped by the member's role
+// and revoked with them. owner is the key's owner (nil: a team key).
 func (p *Principal) Owns(owner *uuid.UUID) error {
 	if p.OwnerID == nil || (owner != nil && *owner == *p.OwnerID) {
 		return nil
 	}
-	return &apperr.Error{Code: apperr.Forbidden, Message: "a member's personal key makes only keys of that member: set ownerId to the member, or leave it out"}
+	return &apperr.Error{Code: apperr.Forbidden, Message: "a member's personal key makes and rotates only keys of that member (for a new key: set ownerId to the member, or leave it out)"}
 }
 
 func bounded(message string) error {
