@@ -1,6 +1,6 @@
 // Command chart draws the concurrency sweep of the load run (bench/run.sh)
 // as an SVG: throughput and p99 latency against connections, one line per
-// server. It reads the CSV run.sh writes and uses the rows whose phase is
+// server (Keyplane, the gqlgen floor and the bare baseline). It reads the CSV run.sh writes and uses the rows whose phase is
 // "sweep"; it needs nothing but the standard library.
 //
 //	chart -in bench/results/latest.csv -out bench/results/chart.svg [-subtitle TEXT]
@@ -116,7 +116,7 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd"}
 func draw(b *strings.Builder, series map[string][]point, order []string, subtitle string) {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
-	fmt.Fprintf(b, `<text x="%d" y="28" font-size="17" font-weight="bold">Keyplane vs baseline: team.devices(first: 20), wrk on loopback</text>`+"\n", marginLeft)
+	fmt.Fprintf(b, `<text x="%d" y="28" font-size="17" font-weight="bold">Keyplane, gqlgen floor, bare baseline: team.devices(first: 20), wrk on loopback</text>`+"\n", marginLeft)
 	if subtitle != "" {
 		fmt.Fprintf(b, `<text x="%d" y="48" fill="#555">%s</text>`+"\n", marginLeft, html.EscapeString(subtitle))
 	}
@@ -146,6 +146,8 @@ func display(server string) string {
 	switch server {
 	case "keyplane":
 		return "Keyplane"
+	case "floor":
+		return "floor (minimal gqlgen)"
 	case "baseline":
 		return "baseline (net/http + pgx)"
 	}

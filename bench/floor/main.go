@@ -1,0 +1,172 @@
+// Command floor is the floor of the load run (bench/run.sh): the least
+// gqlgen server that answers
+//
+//	query { team { devices(first: 20) { nodes { id name } } } }
+//
+// with a Bearer key. It runs the same gqlgen as Keyplane, generated with
+// Keyplane's settings plus omit_panic_handler, lists marshalled in turn
+// (graph/internal/seqlists), GOGC=400, and does the same work as the bare
+// baseline (bench/baseline): the same key format and check (credential.Parse,
+// one lookup by the key's id, a constant-time hash compare, revocation and
+// expiry), the same keyset SQL through pgx, the same JSON. It has none of
+// Keyplane's features: no limits, logging, metrics or rate limits.
+//
+// Its schema (schema.graphqls) has only the fields of that request. A
+// missing or bad credential is 401 before gqlgen runs, as in the baseline.
+//
+// Settings: DATABASE_URL (required, postgres://…) and FLOOR_ADDR
+// (default 127.0.0.1:8091). GOGC, when set, wins over 400.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/keyplane/keyplane/bench/floor/generated"
+	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/credential"
+)
+
+const (
+	// maxBody is Keyplane's default body limit.
+	maxBody = config.DefaultMaxBodyBytes
+	// poolSize matches Keyplane's PostgreSQL pool and the baseline's.
+	poolSize = 20
+	// queryCacheSize is Keyplane's: parsed and validated documents kept.
+	queryCacheSize = 1000
+)
+
+func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	dsn := os.Getenv("DATABASE_URL")
+	if dsn == "" {
+		log.Fatal("floor: DATABASE_URL is required")
+	}
+	addr := os.Getenv("FLOOR_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8091"
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		log.Fatalf("floor: DATABASE_URL: %v", err)
+	}
+	cfg.MaxConns = poolSize
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		log.Fatalf("floor: %v", err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(ctx); err != nil {
+		log.Fatalf("floor: connect: %v", err)
+	}
+
+	gql := handler.New(generated.NewExecutableSchema(generated.Config{Resolvers: &resolver{pool: pool}}))
+	gql.AddTransport(transport.POST{})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+
+	mux := http.NewServeMux()
+	mux.Handle("POST /graphql", &server{pool: pool, gql: gql})
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- srv.ListenAndServe() }()
+	log.Printf("floor: serving on %s", addr)
+	select {
+	case err := <-errs:
+		log.Fatalf("floor: %v", err)
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}
+}
+
+// server authenticates the key, then hands the request to gqlgen with the
+// key's team in its context.
+type server struct {
+	pool *pgxpool.Pool
+	gql  http.Handler
+}
+
+type teamKey struct{}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	team, ok, err := s.authenticate(ctx, r.Header.Get("Authorization"))
+	if err != nil {
+		log.Printf("floor: authenticate: %v", err)
+		fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		return
+	}
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		fail(w, http.StatusUnauthorized, "UNAUTHENTICATED", "this credential is not valid")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	s.gql.ServeHTTP(w, r.WithContext(context.WithValue(ctx, teamKey{}, team)))
+}
+
+// authenticate is the baseline's: it returns the team of the API key in an
+// Authorization: Bearer header; ok is false for a missing, malformed,
+// unknown, wrong, revoked or expired key. err is a fault of the database.
+func (s *server) authenticate(ctx context.Context, header string) (team pgtype.UUID, ok bool, err error) {
+	scheme, token, found := strings.Cut(header, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return team, false, nil
+	}
+	parsed, err := credential.ParseKind(strings.TrimSpace(token), credential.APIKey)
+	if err != nil {
+		return team, false, nil
+	}
+	var hash []byte
+	var revokedAt, expiresAt pgtype.Timestamptz
+	err = s.pool.QueryRow(ctx, `SELECT team_id, secret_hash, revoked_at, expires_at FROM api_keys WHERE id = $1`,
+		pgtype.UUID{Bytes: parsed.ID, Valid: true}).Scan(&team, &hash, &revokedAt, &expiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return team, false, nil
+	}
+	if err != nil {
+		return team, false, err
+	}
+	if !parsed.Matches(hash) || revokedAt.Valid || (expiresAt.Valid && !time.Now().Before(expiresAt.Time)) {
+		return team, false, nil
+	}
+	return team, true, nil
+}
+
+// fail writes a GraphQL-shaped error.
+func fail(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, message, code)
+}
