@@ -275,7 +275,11 @@ func shutdownUnderLoad(t *testing.T, dialect db.Dialect) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := st.APIKeyForAuth(context.Background(), parsed.ID)
+	ak, err := st.APIKeyForAuth(context.Background(), parsed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := st.APIKey(context.Background(), ak.TeamID, ak.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

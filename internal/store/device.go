@@ -154,31 +154,54 @@ func (s *Store) RecordHeartbeat(ctx context.Context, d *Device, firmware *string
 }
 
 func (s *Store) deviceQuery(ctx context.Context, teamID uuid.UUID, f DeviceFilter, now time.Time, window time.Duration) *gorm.DB {
-	q := s.with(ctx).Model(&Device{}).Where("team_id = ?", teamID)
-	seen := now.Add(-window)
-	switch f.Status {
-	case DevicePending:
-		q = q.Where("revoked_at IS NULL AND last_seen_at IS NULL")
-	case DeviceOnline:
-		q = q.Where("revoked_at IS NULL AND last_seen_at > ?", seen)
-	case DeviceOffline:
-		q = q.Where("revoked_at IS NULL AND last_seen_at <= ?", seen)
-	case DeviceRevoked:
-		q = q.Where("revoked_at IS NOT NULL")
-	}
-	if f.Tag != "" {
-		q = q.Where(db.Contains(s.dialect, "tags"), JoinTags([]string{f.Tag}))
-	}
-	if f.Search != "" {
-		p, lower := likeContains(f.Search), db.UnicodeLower(s.dialect)
-		q = q.Where(`(`+lower+`(name) LIKE ? ESCAPE '\' OR `+lower+`(serial_number) LIKE ? ESCAPE '\')`, p, p)
+	q := s.with(ctx).Model(&Device{})
+	for _, c := range s.deviceConditions(teamID, f, now, window) {
+		q = q.Where(c.sql, c.args...)
 	}
 	return q
 }
 
+// deviceConditions are the WHERE conditions of a team's devices that match
+// a filter; their SQL depends only on deviceShape(f).
+func (s *Store) deviceConditions(teamID uuid.UUID, f DeviceFilter, now time.Time, window time.Duration) []condition {
+	conds := make([]condition, 1, 4)
+	conds[0] = condition{"team_id = ?", []any{teamID}}
+	seen := now.Add(-window)
+	switch f.Status {
+	case DevicePending:
+		conds = append(conds, condition{"revoked_at IS NULL AND last_seen_at IS NULL", nil})
+	case DeviceOnline:
+		conds = append(conds, condition{"revoked_at IS NULL AND last_seen_at > ?", []any{seen}})
+	case DeviceOffline:
+		conds = append(conds, condition{"revoked_at IS NULL AND last_seen_at <= ?", []any{seen}})
+	case DeviceRevoked:
+		conds = append(conds, condition{"revoked_at IS NOT NULL", nil})
+	}
+	if f.Tag != "" {
+		conds = append(conds, condition{db.Contains(s.dialect, "tags"), []any{JoinTags([]string{f.Tag})}})
+	}
+	if f.Search != "" {
+		p, lower := likeContains(f.Search), db.UnicodeLower(s.dialect)
+		conds = append(conds, condition{`(` + lower + `(name) LIKE ? ESCAPE '\' OR ` + lower + `(serial_number) LIKE ? ESCAPE '\')`, []any{p, p}})
+	}
+	return conds
+}
+
+// deviceShape is the shape of a device filter's conditions: which apply,
+// not their values.
+type deviceShape struct {
+	status      DeviceStatus
+	tag, search bool
+}
+
 // ListDevices reads one keyset page of a team's devices.
 func (s *Store) ListDevices(ctx context.Context, teamID uuid.UUID, f DeviceFilter, args PageArgs, now time.Time, window time.Duration) (Page[Device], error) {
-	return keysetPage[Device](s, s.deviceQuery(ctx, teamID, f, now, window), args, "device")
+	shape := deviceShape{tag: f.Tag != "", search: f.Search != ""}
+	switch f.Status {
+	case DevicePending, DeviceOnline, DeviceOffline, DeviceRevoked:
+		shape.status = f.Status
+	}
+	return listPage[Device](ctx, s, &Device{}, shape, s.deviceConditions(teamID, f, now, window), args, "device")
 }
 
 // CountDevices counts a team's devices that match a filter.

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"strings"
 	"time"
 
@@ -150,7 +151,53 @@ func (s *Store) query(q *gorm.DB) (rows, error) {
 		cancel()
 		return nil, stmt.Error
 	}
-	r, err := s.pgx.Query(ctx, stmt.Statement.SQL.String(), stmt.Statement.Vars...)
+	return s.pgxQuery(ctx, cancel, stmt.Statement.SQL.String(), stmt.Statement.Vars)
+}
+
+// rawSQL is a statement written once, at start: with ? placeholders for
+// GORM, and with PostgreSQL's $n for pgx.
+type rawSQL struct {
+	gorm, pg string
+}
+
+// newRawSQL numbers the ? placeholders of text for PostgreSQL; text must
+// have no ? other than its placeholders.
+func newRawSQL(text string) rawSQL {
+	var b strings.Builder
+	n := 0
+	for _, c := range text {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return rawSQL{gorm: text, pg: b.String()}
+}
+
+// queryRaw runs a SELECT written once, under a deadline that Close
+// releases: through pgx on PostgreSQL outside a transaction, through GORM
+// otherwise.
+func (s *Store) queryRaw(ctx context.Context, q rawSQL, args ...any) (rows, error) {
+	if s.txCtx != nil {
+		ctx = s.txCtx
+	}
+	ctx, cancel := db.Deadline(ctx, s.timeout)
+	if s.pgx == nil {
+		r, err := s.db.WithContext(ctx).Raw(q.gorm, args...).Rows()
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		return sqlRows{r, cancel}, nil
+	}
+	return s.pgxQuery(ctx, cancel, q.pg, args)
+}
+
+// pgxQuery runs sql through pgx under ctx, which cancel releases on Close.
+func (s *Store) pgxQuery(ctx context.Context, cancel context.CancelFunc, sql string, args []any) (rows, error) {
+	r, err := s.pgx.Query(ctx, sql, args...)
 	if err != nil {
 		cancel()
 		return nil, err
