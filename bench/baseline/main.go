@@ -20,13 +20,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,9 +33,9 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyplane/keyplane/bench/internal/keycheck"
 	"github.com/keyplane/keyplane/graph/model"
 	"github.com/keyplane/keyplane/internal/config"
-	"github.com/keyplane/keyplane/internal/credential"
 	"github.com/keyplane/keyplane/internal/ids"
 )
 
@@ -124,32 +122,32 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			fail(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "request body too large")
+			keycheck.Fail(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "request body too large")
 			return
 		}
-		fail(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the request body")
+		keycheck.Fail(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the request body")
 		return
 	}
 	var after *uuid.UUID
 	if c := r.URL.Query().Get("after"); c != "" {
 		id, err := model.DecodeCursor("after", c)
 		if err != nil {
-			fail(w, http.StatusBadRequest, "BAD_USER_INPUT", "after is not a cursor returned by this API")
+			keycheck.Fail(w, http.StatusBadRequest, "BAD_USER_INPUT", "after is not a cursor returned by this API")
 			return
 		}
 		after = &id
 	}
 
 	ctx := r.Context()
-	team, ok, err := s.authenticate(ctx, r.Header.Get("Authorization"))
+	team, ok, err := keycheck.Authenticate(ctx, s.pool, r.Header.Get("Authorization"))
 	if err != nil {
 		log.Printf("baseline: authenticate: %v", err)
-		fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		keycheck.Fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		return
 	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		fail(w, http.StatusUnauthorized, "UNAUTHENTICATED", "this credential is not valid")
+		keycheck.Fail(w, http.StatusUnauthorized, "UNAUTHENTICATED", "this credential is not valid")
 		return
 	}
 
@@ -172,7 +170,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		log.Printf("baseline: list devices: %v", err)
-		fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		keycheck.Fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		return
 	}
 	// The extra row only says whether another page follows.
@@ -181,44 +179,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := json.Marshal(&out)
 	if err != nil {
-		fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		keycheck.Fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
-}
-
-// authenticate returns the team of the API key in an Authorization: Bearer
-// header; ok is false for a missing, malformed, unknown, wrong, revoked or
-// expired key. err is a fault of the database.
-func (s *server) authenticate(ctx context.Context, header string) (team pgtype.UUID, ok bool, err error) {
-	scheme, token, found := strings.Cut(header, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return team, false, nil
-	}
-	parsed, err := credential.ParseKind(strings.TrimSpace(token), credential.APIKey)
-	if err != nil {
-		return team, false, nil
-	}
-	var hash []byte
-	var revokedAt, expiresAt pgtype.Timestamptz
-	err = s.pool.QueryRow(ctx, `SELECT team_id, secret_hash, revoked_at, expires_at FROM api_keys WHERE id = $1`,
-		pgtype.UUID{Bytes: parsed.ID, Valid: true}).Scan(&team, &hash, &revokedAt, &expiresAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return team, false, nil
-	}
-	if err != nil {
-		return team, false, err
-	}
-	if !parsed.Matches(hash) || revokedAt.Valid || (expiresAt.Valid && !time.Now().Before(expiresAt.Time)) {
-		return team, false, nil
-	}
-	return team, true, nil
-}
-
-// fail writes a GraphQL-shaped error.
-func fail(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, message, code)
 }

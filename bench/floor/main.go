@@ -20,28 +20,23 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/keyplane/keyplane/bench/floor/generated"
+	"github.com/keyplane/keyplane/bench/internal/keycheck"
 	"github.com/keyplane/keyplane/internal/config"
-	"github.com/keyplane/keyplane/internal/credential"
 )
 
 const (
@@ -121,52 +116,17 @@ type teamKey struct{}
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	team, ok, err := s.authenticate(ctx, r.Header.Get("Authorization"))
+	team, ok, err := keycheck.Authenticate(ctx, s.pool, r.Header.Get("Authorization"))
 	if err != nil {
 		log.Printf("floor: authenticate: %v", err)
-		fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		keycheck.Fail(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		return
 	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		fail(w, http.StatusUnauthorized, "UNAUTHENTICATED", "this credential is not valid")
+		keycheck.Fail(w, http.StatusUnauthorized, "UNAUTHENTICATED", "this credential is not valid")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	s.gql.ServeHTTP(w, r.WithContext(context.WithValue(ctx, teamKey{}, team)))
-}
-
-// authenticate is the baseline's: it returns the team of the API key in an
-// Authorization: Bearer header; ok is false for a missing, malformed,
-// unknown, wrong, revoked or expired key. err is a fault of the database.
-func (s *server) authenticate(ctx context.Context, header string) (team pgtype.UUID, ok bool, err error) {
-	scheme, token, found := strings.Cut(header, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return team, false, nil
-	}
-	parsed, err := credential.ParseKind(strings.TrimSpace(token), credential.APIKey)
-	if err != nil {
-		return team, false, nil
-	}
-	var hash []byte
-	var revokedAt, expiresAt pgtype.Timestamptz
-	err = s.pool.QueryRow(ctx, `SELECT team_id, secret_hash, revoked_at, expires_at FROM api_keys WHERE id = $1`,
-		pgtype.UUID{Bytes: parsed.ID, Valid: true}).Scan(&team, &hash, &revokedAt, &expiresAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return team, false, nil
-	}
-	if err != nil {
-		return team, false, err
-	}
-	if !parsed.Matches(hash) || revokedAt.Valid || (expiresAt.Valid && !time.Now().Before(expiresAt.Time)) {
-		return team, false, nil
-	}
-	return team, true, nil
-}
-
-// fail writes a GraphQL-shaped error.
-func fail(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, message, code)
 }
