@@ -364,14 +364,6 @@ func (s *Service) Viewer(ctx context.Context, actor *auth.Principal) (*store.API
 	return s.store.APIKey(ctx, actor.TeamID, actor.KeyID)
 }
 
-// Find reads one of the caller's team's keys, or nil when there is none.
-func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
-	if err := actor.Need(scope.APIKeysRead); err != nil {
-		return nil, err
-	}
-	return store.OrNil(s.store.APIKey(ctx, actor.TeamID, id))
-}
-
 // ByID reads several of the caller's team's keys, for the edges that point
 // to keys (createdBy, actor). With no ids it only checks the caller may read
 // keys, so that an edge is refused whatever it points to.

@@ -212,8 +212,9 @@ func TestReadsNeedAPIKeysRead(t *testing.T) {
 		key := fx.PersonalKey(t, owner).ID
 		page := store.PageArgs{Limit: 10}
 		fx.Guard(t, []scope.Scope{akr}, nil, []domaintest.Call{
-			{Name: "Find", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.APIKeys.Find(ctx, p, key) }},
-			{Name: "Find unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.APIKeys.Find(ctx, p, uuid.New()) }},
+			{Name: "ByID unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.APIKeys.ByID(ctx, p, []uuid.UUID{uuid.New()})
+			}},
 			{Name: "List", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.APIKeys.List(ctx, p, store.APIKeyFilter{}, page)
 			}},

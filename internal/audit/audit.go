@@ -161,14 +161,6 @@ func mayFilter(actor *auth.Principal, f store.AuditFilter) error {
 	return actor.Need(need...)
 }
 
-// Find reads one event, or nil when the team has no such event.
-func (l *Log) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.AuditEvent, error) {
-	if err := actor.Need(scope.AuditRead); err != nil {
-		return nil, err
-	}
-	return store.OrNil(l.store.AuditEvent(ctx, actor.TeamID, id))
-}
-
 // ByID reads several of the caller's team's events, for nodes(ids:). With
 // no ids it only checks the caller may read the log, so that a refusal does
 // not depend on what the ids name.

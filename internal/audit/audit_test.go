@@ -36,8 +36,9 @@ func TestReadsNeedAuditRead(t *testing.T) {
 			{Name: "Count", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.Audit.Count(ctx, p, store.AuditFilter{})
 			}},
-			{Name: "Find", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Audit.Find(ctx, p, event) }},
-			{Name: "Find unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Audit.Find(ctx, p, uuid.New()) }},
+			{Name: "ByID unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Audit.ByID(ctx, p, []uuid.UUID{uuid.New()})
+			}},
 			{Name: "ByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Audit.ByID(ctx, p, nil) }},
 			{Name: "ByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.Audit.ByID(ctx, p, []uuid.UUID{event})
@@ -64,15 +65,7 @@ func TestFindEventByID(t *testing.T) {
 			{Name: "other team's event without AUDIT_READ", P: blind, ID: foreign, Code: apperr.Forbidden},
 			{Name: "own event from a device", P: device, ID: own, Code: apperr.Forbidden},
 		}
-		domaintest.Lookups(t, fx.Audit.Find, lookups)
-		// ByID, for nodes(ids:), answers the same for each id.
-		domaintest.Lookups(t, func(ctx context.Context, p *auth.Principal, id uuid.UUID) (*store.AuditEvent, error) {
-			events, err := fx.Audit.ByID(ctx, p, []uuid.UUID{id})
-			if len(events) == 0 {
-				return nil, err
-			}
-			return &events[0], err
-		}, lookups)
+		domaintest.Lookups(t, fx.Audit.ByID, lookups)
 		n, err := fx.Audit.Count(t.Context(), fx.Admin, store.AuditFilter{})
 		domaintest.WantCode(t, err, "")
 		if want := fx.Events(t); n != want {

@@ -262,14 +262,6 @@ func (s *Service) Heartbeat(ctx context.Context, device *auth.Principal, firmwar
 	return s.store.Device(ctx, device.TeamID, device.DeviceID)
 }
 
-// Find reads one of the caller's team's devices, or nil when there is none.
-func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Device, error) {
-	if err := actor.Need(scope.DevicesRead); err != nil {
-		return nil, err
-	}
-	return store.OrNil(s.store.Device(ctx, actor.TeamID, id))
-}
-
 // ByID reads several of the caller's team's devices, for the edges that
 // point to devices (AuditEvent.actorDevice). With no ids it only checks the
 // caller may read devices, so that an edge is refused whatever it points to.

@@ -93,8 +93,9 @@ func TestReadsNeedDevicesRead(t *testing.T) {
 		enrollment := enrollmentKey(t, fx)
 		page := store.PageArgs{Limit: 10}
 		fx.Guard(t, []scope.Scope{scope.DevicesRead}, nil, []domaintest.Call{
-			{Name: "Find", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Devices.Find(ctx, p, dev.ID) }},
-			{Name: "Find unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Devices.Find(ctx, p, uuid.New()) }},
+			{Name: "ByID unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Devices.ByID(ctx, p, []uuid.UUID{uuid.New()})
+			}},
 			{Name: "ByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Devices.ByID(ctx, p, nil) }},
 			{Name: "ByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.Devices.ByID(ctx, p, []uuid.UUID{dev.ID})
@@ -105,11 +106,8 @@ func TestReadsNeedDevicesRead(t *testing.T) {
 			{Name: "Count", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.Devices.Count(ctx, p, store.DeviceFilter{})
 			}},
-			{Name: "FindKey", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
-				return fx.Devices.FindKey(ctx, p, enrollment)
-			}},
-			{Name: "FindKey unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
-				return fx.Devices.FindKey(ctx, p, uuid.New())
+			{Name: "KeysByID unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Devices.KeysByID(ctx, p, []uuid.UUID{uuid.New()})
 			}},
 			{Name: "KeysByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Devices.KeysByID(ctx, p, nil) }},
 			{Name: "KeysByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
@@ -165,14 +163,7 @@ func TestKeysByIDReadsOnlyTheTeams(t *testing.T) {
 		}
 		_, device := fx.Device(t)
 		blind := fx.As(t, scope.APIKeysRead, scope.MembersRead, scope.AuditRead)
-		one := func(ctx context.Context, p *auth.Principal, id uuid.UUID) (*store.EnrollmentKey, error) {
-			keys, err := fx.Devices.KeysByID(ctx, p, []uuid.UUID{id})
-			if len(keys) == 0 {
-				return nil, err
-			}
-			return &keys[0], err
-		}
-		domaintest.Lookups(t, one, []domaintest.Lookup{
+		domaintest.Lookups(t, fx.Devices.KeysByID, []domaintest.Lookup{
 			{Name: "own key", P: fx.Admin, ID: own, Found: true},
 			{Name: "other team's key", P: fx.Admin, ID: theirs.Key.ID},
 			{Name: "own key from the other team", P: otherAdmin, ID: own},

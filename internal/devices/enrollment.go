@@ -207,14 +207,6 @@ func whyNot(k *store.EnrollmentKey, now time.Time) string {
 	}
 }
 
-// FindKey reads one of the caller's team's enrollment keys, or nil.
-func (s *Service) FindKey(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.EnrollmentKey, error) {
-	if err := actor.Need(scope.DevicesRead); err != nil {
-		return nil, err
-	}
-	return store.OrNil(s.store.EnrollmentKey(ctx, actor.TeamID, id))
-}
-
 // KeysByID reads several of the caller's team's enrollment keys, for
 // nodes(ids:). With no ids it only checks the caller may read enrollment
 // keys, so that a refusal does not depend on what the ids name.

@@ -366,16 +366,16 @@ type Lookup struct {
 	Code  apperr.Code
 }
 
-// Lookups runs find for each row. Another team's id must read as nil,
-// exactly like an unknown one, never as an error.
-func Lookups[T any](t *testing.T, find func(ctx context.Context, p *auth.Principal, id uuid.UUID) (*T, error), rows []Lookup) {
+// Lookups runs a service's read by ids for each row's id. Another team's
+// id must read as absent, exactly like an unknown one, never as an error.
+func Lookups[T any](t *testing.T, byID func(ctx context.Context, p *auth.Principal, ids []uuid.UUID) ([]T, error), rows []Lookup) {
 	t.Helper()
 	for _, r := range rows {
 		t.Run(r.Name, func(t *testing.T) {
-			got, err := find(t.Context(), r.P, r.ID)
+			got, err := byID(t.Context(), r.P, []uuid.UUID{r.ID})
 			WantCode(t, err, r.Code)
-			if (got != nil) != r.Found {
-				t.Fatalf("found %v, want %v", got != nil, r.Found)
+			if found := len(got) > 0; found != r.Found {
+				t.Fatalf("found %v, want %v", found, r.Found)
 			}
 		})
 	}

@@ -203,14 +203,6 @@ func (s *Service) change(ctx context.Context, tx *store.Store, actor *auth.Princ
 	return audit.Record(ctx, tx, actor.TeamID, actor, action, ids.Encode(ids.Member, id))
 }
 
-// Find reads one of the caller's team's current members, or nil.
-func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Member, error) {
-	if err := actor.Need(scope.MembersRead); err != nil {
-		return nil, err
-	}
-	return store.OrNil(s.store.Member(ctx, actor.TeamID, id))
-}
-
 // ByID reads several of the caller's team's current members, for the edges
 // that point to members (ApiKey.owner). With no ids it only checks the
 // caller may read members, so that an edge is refused whatever it points to.

@@ -134,8 +134,9 @@ func TestReadsNeedMembersRead(t *testing.T) {
 	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
 		id := fx.Member(t, scope.Viewer).ID
 		fx.Guard(t, []scope.Scope{scope.MembersRead}, nil, []domaintest.Call{
-			{Name: "Find", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Members.Find(ctx, p, id) }},
-			{Name: "Find unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Members.Find(ctx, p, uuid.New()) }},
+			{Name: "ByID unknown", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
+				return fx.Members.ByID(ctx, p, []uuid.UUID{uuid.New()})
+			}},
 			{Name: "ByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Members.ByID(ctx, p, nil) }},
 			{Name: "ByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.Members.ByID(ctx, p, []uuid.UUID{id})

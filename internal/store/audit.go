@@ -36,15 +36,6 @@ func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) erro
 	return translate(s.with(ctx).CreateInBatches(events, 200).Error, "audit event")
 }
 
-// AuditEvent reads one of a team's events.
-func (s *Store) AuditEvent(ctx context.Context, teamID, id uuid.UUID) (*AuditEvent, error) {
-	var e AuditEvent
-	if err := s.with(ctx).Where("id = ? AND team_id = ?", id, teamID).Take(&e).Error; err != nil {
-		return nil, translate(err, "audit event")
-	}
-	return &e, nil
-}
-
 // AuditEventsByID reads several of a team's events in one query; ids of
 // other teams and unknown ids are simply absent.
 func (s *Store) AuditEventsByID(ctx context.Context, teamID uuid.UUID, ids []uuid.UUID) ([]AuditEvent, error) {

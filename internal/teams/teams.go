@@ -28,23 +28,6 @@ type Service struct {
 // NewService returns a Service on s.
 func NewService(s *store.Store) *Service { return &Service{store: s} }
 
-// Get reads the caller's team.
-func (s *Service) Get(ctx context.Context, actor *auth.Principal) (*store.Team, error) {
-	if err := actor.Need(); err != nil {
-		return nil, err
-	}
-	return s.store.Team(ctx, actor.TeamID)
-}
-
-// Find reads the team with id if it is the caller's, or nil: another
-// team's id reads exactly like an unknown one.
-func (s *Service) Find(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.Team, error) {
-	if err := actor.Need(); err != nil || id != actor.TeamID {
-		return nil, err
-	}
-	return store.OrNil(s.store.Team(ctx, id))
-}
-
 // ByID reads the caller's team if ids name it, for nodes(ids:): other
 // teams' ids read exactly like unknown ones. With no ids it only checks
 // the caller is a team's key.

@@ -10,7 +10,6 @@ import (
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/domaintest"
 	"github.com/keyplane/keyplane/internal/scope"
-	"github.com/keyplane/keyplane/internal/store"
 )
 
 // TestTeamMethodsNeedKey checks that reading the team needs a team API
@@ -20,9 +19,6 @@ func TestTeamMethodsNeedKey(t *testing.T) {
 	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
 		other, _ := fx.Other(t)
 		fx.Guard(t, nil, nil, []domaintest.Call{
-			{Name: "Get", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.Get(ctx, p) }},
-			{Name: "Find", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.Find(ctx, p, fx.Team.ID) }},
-			{Name: "Find other team", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.Find(ctx, p, other.ID) }},
 			{Name: "ByID no ids", Do: func(ctx context.Context, p *auth.Principal) (any, error) { return fx.Teams.ByID(ctx, p, nil) }},
 			{Name: "ByID", Do: func(ctx context.Context, p *auth.Principal) (any, error) {
 				return fx.Teams.ByID(ctx, p, []uuid.UUID{fx.Team.ID})
@@ -62,14 +58,6 @@ func TestFindOtherTeamIsNil(t *testing.T) {
 			{Name: "own team from a device", P: device, ID: fx.Team.ID, Code: apperr.Forbidden},
 			{Name: "no credential", ID: fx.Team.ID, Code: apperr.Unauthenticated},
 		}
-		domaintest.Lookups(t, fx.Teams.Find, lookups)
-		// ByID, for nodes(ids:), answers the same for each id.
-		domaintest.Lookups(t, func(ctx context.Context, p *auth.Principal, id uuid.UUID) (*store.Team, error) {
-			teams, err := fx.Teams.ByID(ctx, p, []uuid.UUID{id})
-			if len(teams) == 0 {
-				return nil, err
-			}
-			return &teams[0], err
-		}, lookups)
+		domaintest.Lookups(t, fx.Teams.ByID, lookups)
 	})
 }
