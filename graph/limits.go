@@ -570,12 +570,8 @@ func overlapsOf(doc *ast.QueryDocument, fragments map[string]*ast.FragmentDefini
 		add(p, op.SelectionSet)
 		n += p.pairs()
 	}
-	reached := make(map[string]bool, len(done))
-	for name := range done {
-		reached[name] = true
-	}
 	for _, def := range doc.Fragments {
-		if reached[def.Name] && fragments[def.Name] == def {
+		if _, reached := done[def.Name]; reached && fragments[def.Name] == def {
 			continue
 		}
 		p := &responsePaths{}

@@ -16,8 +16,6 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
-
-	"github.com/keyplane/keyplane/internal/apperr"
 )
 
 // Keyplane's own transports follow GraphQL over HTTP: POST with a JSON body
@@ -363,7 +361,10 @@ func (a responder) respond(ctx context.Context, w http.ResponseWriter, exec grap
 	_, _ = w.Write(tail)
 }
 
-var jsonNull = []byte("null")
+var (
+	jsonNull = []byte("null")
+	closing  = []byte("}\n")
+)
 
 // responseTooLarge is the error that replaces a response over the limit.
 func responseTooLarge(limit int, mutation bool) *gqlerror.Error {
@@ -371,7 +372,7 @@ func responseTooLarge(limit int, mutation bool) *gqlerror.Error {
 	if mutation {
 		msg += "; the mutation itself was carried out"
 	}
-	return &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": string(apperr.QueryTooComplex)}}
+	return tooComplex(msg)
 }
 
 // envelope encodes a response in three parts, as encoding/json orders
@@ -391,6 +392,14 @@ func envelope(resp *graphql.Response) (head, data, tail []byte) {
 		head = append(head, ',')
 	}
 	head = append(head, `"data":`...)
+	data = resp.Data
+	if data == nil {
+		data = jsonNull
+	}
+	if resp.Label == "" && len(resp.Path) == 0 && resp.HasNext == nil && len(resp.Extensions) == 0 {
+		// The common case: nothing follows the data.
+		return head, data, closing
+	}
 	rest, err := json.Marshal(struct {
 		Label      string         `json:"label,omitempty"`
 		Path       ast.Path       `json:"path,omitempty"`
@@ -404,9 +413,5 @@ func envelope(resp *graphql.Response) (head, data, tail []byte) {
 		tail = append(tail, ',')
 		tail = append(tail, rest[1:len(rest)-1]...)
 	}
-	data = resp.Data
-	if data == nil {
-		data = jsonNull
-	}
-	return head, data, append(tail, "}\n"...)
+	return head, data, append(tail, closing...)
 }

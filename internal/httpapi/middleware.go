@@ -174,11 +174,7 @@ func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger, m *metrics) fun
 			if _, presented := credentialOf(r); !presented {
 				ctx := r.Context()
 				d, err := limiter.Take(ctx, "anon:"+netaddr.Budget(auth.ClientFrom(ctx).IP))
-				if err != nil {
-					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
-				} else if !d.Allowed {
-					m.refusedAnonymous.Inc()
-					tooMany(w, r, d.RetryAfter, "too many requests without a credential from this address")
+				if refused(w, r, log, m.refusedAnonymous, d, err, "too many requests without a credential from this address") {
 					return
 				}
 			}
@@ -213,11 +209,7 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger, m *metrics) 
 			}
 			if claim, ok := auth.ClaimOf(token); ok && limits.Requests != nil {
 				d, err := limits.Requests.Peek(ctx, bucket(claim.Kind, claim.ID))
-				if err != nil {
-					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
-				} else if !d.Allowed {
-					m.refusedRequests.Inc()
-					tooMany(w, r, d.RetryAfter, "this credential is over its request rate")
+				if refused(w, r, log, m.refusedRequests, d, err, "this credential is over its request rate") {
 					return
 				}
 			}
@@ -244,11 +236,7 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger, m *metrics) 
 			}
 			if limits.Requests != nil {
 				d, err := limits.Requests.Take(ctx, principalKey(p))
-				if err != nil {
-					log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
-				} else if !d.Allowed {
-					m.refusedRequests.Inc()
-					tooMany(w, r, d.RetryAfter, "this credential is over its request rate")
+				if refused(w, r, log, m.refusedRequests, d, err, "this credential is over its request rate") {
 					return
 				}
 			}
@@ -306,6 +294,22 @@ func (g failureGuard) Failed(ctx context.Context) {
 	if _, err := g.limiter.Take(ctx, g.key); err != nil {
 		g.log.WarnContext(ctx, "rate limit unavailable", "err", err)
 	}
+}
+
+// refused answers 429 and reports true when a limiter's decision refuses
+// the request. A limiter that could not decide lets it through, and says so
+// in the log: a rate limit must not take the control plane down.
+func refused(w http.ResponseWriter, r *http.Request, log *slog.Logger, counter prometheus.Counter, d ratelimit.Decision, err error, message string) bool {
+	if err != nil {
+		log.WarnContext(r.Context(), "rate limit unavailable; letting the request through", "err", err)
+		return false
+	}
+	if d.Allowed {
+		return false
+	}
+	counter.Inc()
+	tooMany(w, r, d.RetryAfter, message)
+	return true
 }
 
 // tooMany answers 429 with a Retry-After in whole seconds, at least one.
