@@ -3,11 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/keyplane/keyplane/client"
 	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/testdb"
 )
 
@@ -132,4 +135,28 @@ func TestErrors(t *testing.T) {
 			errorOf(t, err, client.ErrForbidden)
 		})
 	})
+}
+
+// TestCodesMatchTheServer keeps the client's codes and reasons the server's:
+// a code the server adds, or renames, must be added here too.
+func TestCodesMatchTheServer(t *testing.T) {
+	var server, mine []string
+	for _, c := range apperr.Codes() {
+		server = append(server, string(c))
+	}
+	for _, c := range []client.Code{client.CodeUnauthenticated, client.CodeForbidden, client.CodeNotFound, client.CodeBadUserInput,
+		client.CodeConflict, client.CodeFailedPrecondition, client.CodeRateLimited, client.CodeQueryTooComplex, client.CodeInternal} {
+		mine = append(mine, string(c))
+	}
+	if !slices.Equal(server, mine) {
+		t.Fatalf("server codes %v, client codes %v", server, mine)
+	}
+	for reason, want := range map[client.Reason]auth.Reason{
+		client.ReasonInvalid: auth.ReasonInvalid, client.ReasonRevoked: auth.ReasonRevoked,
+		client.ReasonExpired: auth.ReasonExpired, client.ReasonIPNotAllowed: auth.ReasonIPNotAllowed,
+	} {
+		if string(reason) != string(want) {
+			t.Errorf("client reason %s, server %s", reason, want)
+		}
+	}
 }
