@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/internal/auth"
-	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/requestid"
 	"github.com/keyplane/keyplane/internal/scope"
@@ -89,7 +88,7 @@ func logEvents(ctx context.Context, log *slog.Logger, actor *auth.Principal, eve
 // event builds an event for the request in ctx: who made it (a key, a
 // device, or nobody for the command line), and from where.
 func event(ctx context.Context, teamID uuid.UUID, actor *auth.Principal, action, targetID string) store.AuditEvent {
-	e := store.AuditEvent{ID: ids.New(), TeamID: teamID, Action: action, CreatedAt: store.Now(), TargetID: optional(targetID)}
+	e := store.AuditEvent{TeamID: teamID, Action: action, CreatedAt: store.Now(), TargetID: optional(targetID)}
 	if actor != nil {
 		switch actor.Kind {
 		case auth.KindAPIKey:

@@ -2,11 +2,15 @@ package audit_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/audit"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/domaintest"
 	"github.com/keyplane/keyplane/internal/scope"
@@ -70,6 +74,64 @@ func TestFindEventByID(t *testing.T) {
 		domaintest.WantCode(t, err, "")
 		if want := fx.Events(t); n != want {
 			t.Fatalf("Count = %d, the team has %d events", n, want)
+		}
+	})
+}
+
+// TestLogInIDOrderIsCommitOrder tails the log by id, as a live subscription
+// does, while changes commit concurrently, each holding its transaction
+// open for a while after writing its event: the reader must see every
+// event once, never one that appears behind where it has read to.
+func TestLogInIDOrderIsCommitOrder(t *testing.T) {
+	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
+		ctx := t.Context()
+		const writers, each = 8, 10
+		start := firstEvent(t, fx, fx.Team.ID)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					err := fx.Store.InTx(ctx, func(tx *store.Store) error {
+						if err := audit.Record(ctx, tx, fx.Team.ID, fx.Admin, "test.write", fmt.Sprintf("w%d-%d", w, i)); err != nil {
+							return err
+						}
+						time.Sleep(time.Duration(i%3) * time.Millisecond)
+						return nil
+					})
+					if err != nil {
+						t.Errorf("write: %v", err)
+						return
+					}
+				}
+			})
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		seen := map[string]bool{}
+		cursor := start
+		for finished := false; ; {
+			select {
+			case <-done:
+				finished = true
+			default:
+			}
+			page, err := fx.Store.ListAuditEvents(ctx, fx.Team.ID, store.AuditFilter{Action: "test.write"}, store.PageArgs{Limit: 100, After: &cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page.Items {
+				if seen[*e.TargetID] {
+					t.Fatalf("event %s read twice", *e.TargetID)
+				}
+				seen[*e.TargetID] = true
+				cursor = e.ID
+			}
+			if finished && len(page.Items) == 0 {
+				break
+			}
+		}
+		if len(seen) != writers*each {
+			t.Fatalf("the reader saw %d of %d events: some committed behind its cursor", len(seen), writers*each)
 		}
 	})
 }

@@ -174,6 +174,12 @@ func (s *Service) Enroll(ctx context.Context, in EnrollInput) (Issued, error) {
 		return Issued{}, err
 	}
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		// The team's lock first, as every change of the team takes it:
+		// the audit event below needs it, and the key's row after it
+		// would let a concurrent revokeEnrollmentKey wait on this.
+		if err := tx.LockTeam(ctx, key.TeamID); err != nil {
+			return err
+		}
 		now := store.Now()
 		used, err := tx.UseEnrollmentKey(ctx, key.ID, now)
 		if err != nil {

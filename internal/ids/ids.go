@@ -14,6 +14,7 @@
 package ids
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -87,6 +88,39 @@ func New() uuid.UUID {
 	// uuid.NewV7 may have been pointed at another reader with uuid.SetRand;
 	// fall back to crypto/rand directly before giving up.
 	return uuid.Must(uuid.NewV7FromReader(rand.Reader))
+}
+
+// After returns a new id that sorts after prev: New's, when it does, or
+// else the smallest UUIDv7 above prev. A team's audit events get their ids
+// through it under the team's lock, so that their order by id is the order
+// in which they committed even when replicas' clocks disagree.
+func After(prev uuid.UUID) uuid.UUID {
+	id := New()
+	if bytes.Compare(id[:], prev[:]) > 0 {
+		return id
+	}
+	return next(prev)
+}
+
+// next returns the UUIDv7 just above id: the random bits plus one, carried
+// into the timestamp past their top, leaving the version and variant bits.
+func next(id uuid.UUID) uuid.UUID {
+	randB := binary.BigEndian.Uint64(id[8:]) & (1<<62 - 1)
+	randA := uint64(binary.BigEndian.Uint16(id[6:])) & 0x0fff
+	ts := uint64(binary.BigEndian.Uint32(id[0:]))<<16 | uint64(binary.BigEndian.Uint16(id[4:]))
+	if randB++; randB == 1<<62 {
+		randB = 0
+		if randA++; randA == 1<<12 {
+			randA = 0
+			ts++
+		}
+	}
+	var out uuid.UUID
+	binary.BigEndian.PutUint32(out[0:], uint32(ts>>16))
+	binary.BigEndian.PutUint16(out[4:], uint16(ts))
+	binary.BigEndian.PutUint16(out[6:], 0x7000|uint16(randA))
+	binary.BigEndian.PutUint64(out[8:], 1<<63|randB)
+	return out
 }
 
 // Encode returns the external global id of the object id of the given kind:

@@ -3,10 +3,12 @@ package ids_test
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -282,5 +284,39 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _, _ = ids.Decode(s)
+	}
+}
+
+func TestAfterSortsAfterItsArgument(t *testing.T) {
+	// ids from a replica whose clock runs an hour ahead of this one's
+	future := func(randA uint16, randB uint64) uuid.UUID {
+		var u uuid.UUID
+		ms := uint64(time.Now().Add(time.Hour).UnixMilli())
+		binary.BigEndian.PutUint32(u[0:], uint32(ms>>16))
+		binary.BigEndian.PutUint16(u[4:], uint16(ms))
+		binary.BigEndian.PutUint16(u[6:], 0x7000|randA)
+		binary.BigEndian.PutUint64(u[8:], 1<<63|randB)
+		return u
+	}
+	full := future(0x0fff, 1<<62-1) // every random bit set: the next one carries into the time
+	for _, prev := range []uuid.UUID{uuid.Nil, uuid.Must(uuid.NewV7()), future(0, 0), future(0, 1<<62-2), full} {
+		id := prev
+		for range 1000 {
+			next := ids.After(id)
+			if bytes.Compare(next[:], id[:]) <= 0 {
+				t.Fatalf("After(%s) = %s, not after it", id, next)
+			}
+			if next.Version() != 7 || next.Variant() != uuid.RFC4122 {
+				t.Fatalf("After(%s) = %s: version %d, variant %v", id, next, next.Version(), next.Variant())
+			}
+			id = next
+		}
+	}
+	want := future(0, 0)
+	ms := binary.BigEndian.Uint64(append([]byte{0, 0}, full[:6]...)) + 1
+	binary.BigEndian.PutUint32(want[0:], uint32(ms>>16))
+	binary.BigEndian.PutUint16(want[4:], uint16(ms))
+	if got := ids.After(full); got != want {
+		t.Fatalf("After(%s) = %s, want %s (the carry into the time)", full, got, want)
 	}
 }

@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+
+	"github.com/keyplane/keyplane/internal/ids"
 )
 
 // AuditEvent records one committed change to a team.
@@ -31,8 +34,38 @@ type AuditFilter struct {
 	Until         *time.Time
 }
 
-// InsertAuditEvents writes events; call it inside the mutation's transaction.
+// InsertAuditEvents writes one team's events, in the order given; call it
+// inside the change's transaction. It holds the team's lock to the commit
+// and gives each event an id after the team's last one, so that a team's
+// log in id order is the order its changes committed in: a reader that has
+// seen every event up to an id will never see an earlier one appear. Live
+// subscriptions resume from an id on that promise. Take the team's lock
+// first in a change that also locks other rows, as auth.InTx does, so that
+// two changes cannot wait on each other.
 func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	team := events[0].TeamID
+	if err := s.LockTeam(ctx, team); err != nil {
+		return err
+	}
+	var last []uuid.UUID
+	err := s.with(ctx).Model(&AuditEvent{}).Where("team_id = ?", team).Order("id DESC").Limit(1).Pluck("id", &last).Error
+	if err != nil {
+		return translate(err, "audit event")
+	}
+	prev := uuid.Nil
+	if len(last) == 1 {
+		prev = last[0]
+	}
+	for i := range events {
+		if events[i].TeamID != team {
+			return fmt.Errorf("store: audit events of two teams in one insert")
+		}
+		events[i].ID = ids.After(prev)
+		prev = events[i].ID
+	}
 	return translate(s.with(ctx).CreateInBatches(events, 200).Error, "audit event")
 }
 
