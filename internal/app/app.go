@@ -16,6 +16,7 @@ import (
 	"github.com/keyplane/keyplane/graph"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/devices"
 	"github.com/keyplane/keyplane/internal/httpapi"
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/store"
@@ -29,6 +30,8 @@ type App struct {
 	// Metrics serves GET /metrics alone, for a listener of its own; it is
 	// set only when cfg.MetricsAddr is, and Handler then answers 404 there.
 	Metrics http.Handler
+	// Sweeper records devices OFFLINE once they go silent; Run runs it.
+	Sweeper *devices.Sweeper
 	// Usage batches last-use times; Run flushes it.
 	Usage *usage.Recorder
 	redis *redis.Client
@@ -38,7 +41,8 @@ type App struct {
 // New builds the server on an open, migrated store. It fails only when
 // REDIS_URL is set and Redis cannot be reached.
 func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logger) (*App, error) {
-	a := &App{Usage: usage.New(s, log, cfg.UsageFlushInterval), build: newBuildInfo()}
+	a := &App{Usage: usage.New(s, log, cfg.UsageFlushInterval), build: newBuildInfo(),
+		Sweeper: devices.NewSweeper(s, cfg.DeviceOnlineWindow, cfg.PresenceSweepInterval, log)}
 	limits, err := a.limits(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -121,10 +125,13 @@ func (a *App) limits(ctx context.Context, cfg config.Config, log *slog.Logger) (
 	}, nil
 }
 
-// Run does the server's background work until ctx ends, then flushes what
-// is pending and lets go of Redis.
+// Run does the server's background work (the presence sweeper, the usage
+// flush) until ctx ends, then flushes what is pending and lets go of Redis.
 func (a *App) Run(ctx context.Context) {
+	swept := make(chan struct{})
+	go func() { a.Sweeper.Run(ctx); close(swept) }()
 	a.Usage.Run(ctx)
+	<-swept
 	if a.redis != nil {
 		_ = a.redis.Close()
 	}

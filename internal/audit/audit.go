@@ -31,6 +31,10 @@ const (
 	DeviceRotateToken = "device.rotateToken"
 	DeviceRevoke      = "device.revoke"
 	DeviceEnroll      = "device.enroll"
+	// DeviceOnline and DeviceOffline record presence, once per transition:
+	// the device is the actor of the first, nobody of the second.
+	DeviceOnline  = "device.online"
+	DeviceOffline = "device.offline"
 
 	EnrollmentKeyCreate = "enrollmentKey.create"
 	EnrollmentKeyRevoke = "enrollmentKey.revoke"

@@ -25,6 +25,10 @@ const (
 	DefaultLogFormat          = "text"
 	DefaultUsageFlushInterval = 2 * time.Second
 	DefaultDeviceOnlineWindow = 5 * time.Minute
+	// DefaultPresenceSweepInterval is how often each replica looks for
+	// devices recorded ONLINE that have gone silent: the most a device.offline
+	// event comes after the window ends.
+	DefaultPresenceSweepInterval = 5 * time.Second
 	// DefaultShutdownDrain is how long the server keeps serving after
 	// SIGTERM with /readyz answering 503, so that load balancers stop
 	// sending it requests before its listener closes.
@@ -82,6 +86,9 @@ type Config struct {
 	// DeviceOnlineWindow is how recently a device must have been seen to be
 	// ONLINE.
 	DeviceOnlineWindow time.Duration
+	// PresenceSweepInterval is how often devices that went silent are
+	// recorded OFFLINE.
+	PresenceSweepInterval time.Duration
 	// ShutdownDrain is how long a stopping server answers /readyz with 503
 	// while it still serves, before it closes its listener; 0: not at all.
 	ShutdownDrain time.Duration
@@ -169,6 +176,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.DeviceOnlineWindow, err = durationVar(getenv, "KEYPLANE_DEVICE_ONLINE_WINDOW", DefaultDeviceOnlineWindow); err != nil {
+		return c, err
+	}
+	if c.PresenceSweepInterval, err = durationVar(getenv, "KEYPLANE_PRESENCE_SWEEP_INTERVAL", DefaultPresenceSweepInterval); err != nil {
 		return c, err
 	}
 	c.ShutdownDrain = DefaultShutdownDrain

@@ -241,9 +241,11 @@ func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUI
 		func(tx *store.Store) (*store.Device, error) { return tx.Device(ctx, actor.TeamID, id) })
 }
 
-// Heartbeat marks the calling device seen, with its firmware version. It is
-// not audited: devices beat every few seconds. A heartbeat whose token was
-// rotated away or revoked while it ran writes nothing and is refused.
+// Heartbeat marks the calling device seen, with its firmware version. The
+// heartbeat itself is not audited (devices beat every few seconds), but the
+// first one after the device was recorded OFFLINE, or ever, records it
+// ONLINE with a device.online event (see Sweeper). A heartbeat whose token
+// was rotated away or revoked while it ran writes nothing and is refused.
 func (s *Service) Heartbeat(ctx context.Context, device *auth.Principal, firmware *string) (*store.Device, error) {
 	if err := device.NeedDevice(); err != nil {
 		return nil, err
@@ -252,14 +254,38 @@ func (s *Service) Heartbeat(ctx context.Context, device *auth.Principal, firmwar
 		return nil, err
 	}
 	d := &store.Device{ID: device.DeviceID, TeamID: device.TeamID, TokenHash: device.DeviceTokenHash}
-	ok, err := s.store.RecordHeartbeat(ctx, d, firmware, store.Now())
+	ok, presence, err := s.store.RecordHeartbeat(ctx, d, firmware, store.Now())
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, apperr.New(apperr.Unauthenticated, "this device token was rotated or revoked")
 	}
+	if presence != store.DeviceOnline {
+		if err := s.recordOnline(ctx, device); err != nil {
+			return nil, err
+		}
+	}
 	return s.store.Device(ctx, device.TeamID, device.DeviceID)
+}
+
+// recordOnline records the device ONLINE and writes its device.online
+// event, in one transaction that takes the team's lock first, as every
+// change of a team does. The update is conditional, so of the heartbeats
+// (on any replica) that saw the device recorded otherwise, one writes the
+// event. Should it fail, the heartbeat did count, and the next one
+// tries again: the sweeper leaves alone a device not recorded ONLINE.
+func (s *Service) recordOnline(ctx context.Context, device *auth.Principal) error {
+	return s.store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.LockTeam(ctx, device.TeamID); err != nil {
+			return err
+		}
+		changed, err := tx.RecordDeviceOnline(ctx, device.TeamID, device.DeviceID)
+		if err != nil || !changed {
+			return err
+		}
+		return audit.Record(ctx, tx, device.TeamID, device, audit.DeviceOnline, ids.Encode(ids.Device, device.DeviceID))
+	})
 }
 
 // ByID reads several of the caller's team's devices, for the edges that

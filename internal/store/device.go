@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/keyplane/keyplane/db"
 )
@@ -131,26 +134,123 @@ func (s *Store) ReplaceDeviceToken(ctx context.Context, d *Device, hash []byte, 
 }
 
 // RevokeDevice marks a device revoked, once; it reports false when it was
-// revoked already.
+// revoked already. It forgets the device's presence, which takes it out of
+// the sweeper's index: a revoked device is never recorded OFFLINE.
 func (s *Store) RevokeDevice(ctx context.Context, teamID, id uuid.UUID, now time.Time) (bool, error) {
 	res := s.with(ctx).Model(&Device{}).
 		Where("id = ? AND team_id = ? AND revoked_at IS NULL", id, teamID).
-		Updates(map[string]any{"revoked_at": now, "updated_at": now, "version": gorm.Expr("version + 1")})
+		Updates(map[string]any{"revoked_at": now, "updated_at": now, "version": gorm.Expr("version + 1"), "presence": nil})
 	return res.RowsAffected > 0, translate(res.Error, "device")
 }
 
 // RecordHeartbeat marks a device seen, but only while the token that
 // authenticated the heartbeat is still the device's: a heartbeat racing a
-// rotation or a revocation writes nothing once those have committed.
-func (s *Store) RecordHeartbeat(ctx context.Context, d *Device, firmware *string, now time.Time) (bool, error) {
+// rotation or a revocation writes nothing once those have committed. The
+// same statement reads back the device's recorded presence ("" when none),
+// so that a device already recorded ONLINE costs nothing more.
+func (s *Store) RecordHeartbeat(ctx context.Context, d *Device, firmware *string, now time.Time) (bool, DeviceStatus, error) {
 	columns := map[string]any{"last_seen_at": now}
 	if firmware != nil {
 		columns["firmware_version"] = *firmware
 	}
-	res := s.with(ctx).Model(&Device{}).
+	var row devicePresence
+	res := s.with(ctx).Model(&row).Clauses(clause.Returning{Columns: []clause.Column{{Name: "presence"}}}).
 		Where("id = ? AND team_id = ? AND revoked_at IS NULL AND token_hash = ?", d.ID, d.TeamID, d.TokenHash).
 		UpdateColumns(columns)
+	if res.Error != nil || res.RowsAffected == 0 {
+		return false, "", translate(res.Error, "device")
+	}
+	var presence DeviceStatus
+	if row.Presence != nil {
+		presence = DeviceStatus(*row.Presence)
+	}
+	return true, presence, nil
+}
+
+// devicePresence is what the presence statements read back of a device.
+// The presence column records the last transition written to the audit
+// log, ONLINE or OFFLINE (NULL: none); Device.StatusAt stays derived from
+// last_seen_at.
+type devicePresence struct {
+	ID       uuid.UUID
+	TeamID   uuid.UUID
+	Presence *string
+}
+
+func (devicePresence) TableName() string { return "devices" }
+
+// RecordDeviceOnline records a device ONLINE unless it is so recorded
+// already or revoked, and reports whether it changed the row. Call it in a
+// transaction that holds the team's lock and writes the event when it
+// did: of replicas that all saw the device recorded otherwise, exactly
+// one changes the row.
+func (s *Store) RecordDeviceOnline(ctx context.Context, teamID, id uuid.UUID) (bool, error) {
+	res := s.with(ctx).Model(&Device{}).
+		Where("id = ? AND team_id = ? AND revoked_at IS NULL AND (presence IS NULL OR presence <> ?)", id, teamID, string(DeviceOnline)).
+		UpdateColumn("presence", string(DeviceOnline))
 	return res.RowsAffected > 0, translate(res.Error, "device")
+}
+
+// DeviceRef names one device of one team.
+type DeviceRef struct {
+	TeamID, ID uuid.UUID
+}
+
+// silentDevicesSQL finds devices recorded ONLINE and not seen since a
+// cutoff through the partial index devices_online_seen: 'ONLINE' is written
+// out, not a parameter, since a generic plan of a prepared statement could
+// not prove the index's predicate from one. Revoked devices have no
+// presence; the revoked_at test only guards against a row written before.
+var silentDevicesSQL = newRawSQL(`SELECT team_id, id FROM devices ` +
+	`WHERE presence = 'ONLINE' AND revoked_at IS NULL AND last_seen_at <= ? ` +
+	`ORDER BY last_seen_at LIMIT ?`)
+
+// SilentOnlineDevices lists up to limit devices recorded ONLINE, not
+// revoked, and last seen at or before cutoff, longest silent first. Like
+// DeviceForAuth it is not scoped to a team: the presence sweeper reads
+// every team's devices, and changes each team's in a transaction of its
+// own (RecordDevicesOffline).
+func (s *Store) SilentOnlineDevices(ctx context.Context, cutoff time.Time, limit int) ([]DeviceRef, error) {
+	r, err := s.queryRaw(ctx, silentDevicesSQL, cutoff, limit)
+	if err != nil {
+		return nil, translate(err, "device")
+	}
+	defer r.Close()
+	var out []DeviceRef
+	for r.Next() {
+		var ref DeviceRef
+		if err := r.Scan(&ref.TeamID, &ref.ID); err != nil {
+			return nil, translate(err, "device")
+		}
+		out = append(out, ref)
+	}
+	return out, translate(r.Err(), "device")
+}
+
+// RecordDevicesOffline records OFFLINE those of a team's devices ids that
+// are still recorded ONLINE and still not seen since cutoff, and returns
+// the ids it changed, read back by the same statement. A heartbeat that
+// committed in between moved last_seen_at past cutoff, so its device is
+// left as it is. Call it in a transaction that holds the team's lock and
+// writes an event for each id returned.
+func (s *Store) RecordDevicesOffline(ctx context.Context, teamID uuid.UUID, ids []uuid.UUID, cutoff time.Time) ([]uuid.UUID, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var rows []devicePresence
+	res := s.with(ctx).Model(&rows).Clauses(clause.Returning{Columns: []clause.Column{{Name: "id"}}}).
+		Where("team_id = ? AND id IN ? AND presence = ? AND last_seen_at <= ?", teamID, ids, string(DeviceOnline), cutoff).
+		UpdateColumn("presence", string(DeviceOffline))
+	if res.Error != nil {
+		return nil, translate(res.Error, "device")
+	}
+	out := make([]uuid.UUID, len(rows))
+	for i, row := range rows {
+		out[i] = row.ID
+	}
+	// RETURNING follows no order; ids (UUIDv7) sort by creation.
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return out, nil
 }
 
 func (s *Store) deviceQuery(ctx context.Context, teamID uuid.UUID, f DeviceFilter, now time.Time, window time.Duration) *gorm.DB {
