@@ -188,6 +188,8 @@ func serve(args []string, stderr io.Writer) int {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	// Live streams end as the shutdown begins, rather than hold it.
+	srv.RegisterOnShutdown(a.Live.Close)
 	a.SetBuild(version, commit)
 	errs := make(chan error, 3)
 	go func() { errs <- srv.ListenAndServe() }()

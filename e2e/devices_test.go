@@ -216,11 +216,18 @@ func TestDeviceLifecycle(t *testing.T) {
 			t.Fatalf("after a refused rotation: %d %s", st, reason)
 		}
 
-		// Audit: every change, by the admin key, about the device.
-		want := map[string]int{"device.create": 1, "device.update": 3, "device.rotateToken": 1, "device.revoke": 1}
+		// Audit: every change, by the admin key, about the device; and its
+		// first heartbeat's device.online, by the device itself.
+		want := map[string]int{"device.create": 1, "device.update": 3, "device.rotateToken": 1, "device.revoke": 1, "device.online": 1}
 		got := map[string]int{}
 		for _, ev := range e.events(e.admin, map[string]any{"targetId": id}) {
 			got[ev.Action]++
+			if ev.Action == "device.online" {
+				if ev.Actor != "" || ev.ActorDevice != id {
+					t.Errorf("event %+v: want the device %s as its actor", ev, id)
+				}
+				continue
+			}
 			if ev.Actor != adminID || ev.ActorDevice != "" || ev.Target != id {
 				t.Errorf("event %+v: want actor %s and target %s", ev, adminID, id)
 			}
@@ -921,8 +928,8 @@ func TestDevicesAcrossTeams(t *testing.T) {
 		if kn := devNode(e, b, bKey); kn.get("node.revokedAt") != nil {
 			t.Fatalf("B's enrollment key changed: %s", kn.Raw)
 		}
-		if n := e.db.Count(t, "audit_events", "target_id IN (?, ?) AND action <> ?", bDev, bKey, "device.create"); n != 1 {
-			t.Fatalf("%d events about B's objects besides the creation, want only enrollmentKey.create", n)
+		if n := e.db.Count(t, "audit_events", "target_id IN (?, ?) AND action NOT IN (?, ?)", bDev, bKey, "device.create", "device.online"); n != 1 {
+			t.Fatalf("%d events about B's objects besides the creation and its heartbeat, want only enrollmentKey.create", n)
 		}
 		if n := e.db.Count(t, "audit_events", "action IN (?, ?, ?, ?)", "device.update", "device.rotateToken", "device.revoke", "enrollmentKey.revoke"); n != 0 {
 			t.Fatalf("%d events recorded by refused cross-team mutations", n)

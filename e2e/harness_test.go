@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/db"
@@ -898,4 +900,214 @@ func cString(b []byte) (string, []byte) {
 		return string(b), nil
 	}
 	return string(b[:i]), b[i+1:]
+}
+
+// stream is one live subscription as a client sees it, over either
+// transport: each event's response arrives on next; ended is closed once
+// the server ended the stream (complete, an error, or a closed connection),
+// after any last response was sent on next.
+type stream struct {
+	next  chan *response
+	ended chan struct{}
+	stop  func()
+}
+
+// transport opens a subscription with a key.
+type transport struct {
+	name string
+	open func(e *env, t *testing.T, key, query string, vars map[string]any) *stream
+}
+
+// transports are the two ways to subscribe: the key in the WebSocket's
+// connection_init, and Server-Sent Events with the key in the header.
+var transports = []transport{
+	{"websocket", (*env).subscribeWS},
+	{"sse", (*env).subscribeSSE},
+}
+
+func newStream(stop func()) *stream {
+	return &stream{next: make(chan *response, 1024), ended: make(chan struct{}), stop: stop}
+}
+
+// decodeResponse reads a GraphQL response from JSON.
+func decodeResponse(raw []byte) *response {
+	out := &response{Status: http.StatusOK, Raw: raw}
+	var decoded struct {
+		Data   map[string]any `json:"data"`
+		Errors []gqlError     `json:"errors"`
+	}
+	if json.Unmarshal(raw, &decoded) == nil {
+		out.Data, out.Errors = decoded.Data, decoded.Errors
+	}
+	return out
+}
+
+// subscribeSSE subscribes with POST and Accept: text/event-stream.
+func (e *env) subscribeSSE(t *testing.T, key, query string, vars map[string]any) *stream {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/graphql", bytes.NewReader(body))
+	for k, v := range jsonHeader(key) {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("subscribe: %v", err)
+	}
+	s := newStream(func() { cancel() })
+	t.Cleanup(s.stop)
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		r := decodeResponse(raw)
+		r.Status = res.StatusCode
+		s.next <- r
+		close(s.ended)
+		return s
+	}
+	go func() {
+		defer close(s.ended)
+		defer res.Body.Close()
+		lines := bufio.NewScanner(res.Body)
+		lines.Buffer(make([]byte, 1<<16), 1<<22)
+		var event string
+		for lines.Scan() {
+			line := lines.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+				if event == "complete" {
+					return
+				}
+			case strings.HasPrefix(line, "data: ") && event == "next":
+				s.next <- decodeResponse([]byte(strings.TrimPrefix(line, "data: ")))
+			}
+		}
+	}()
+	return s
+}
+
+// subscribeWS subscribes over graphql-transport-ws, the key in
+// connection_init's payload ("" sends none).
+func (e *env) subscribeWS(t *testing.T, key, query string, vars map[string]any) *stream {
+	t.Helper()
+	payload := map[string]any{}
+	if key != "" {
+		payload["Authorization"] = "Bearer " + key
+	}
+	conn := e.dialWS(t, nil)
+	s := newStream(func() { _ = conn.CloseNow() })
+	t.Cleanup(s.stop)
+	ctx := context.Background()
+	send := func(v any) {
+		if err := wsjson.Write(ctx, conn, v); err != nil {
+			t.Logf("websocket write: %v", err)
+		}
+	}
+	send(map[string]any{"type": "connection_init", "payload": payload})
+	send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}})
+	go func() {
+		defer close(s.ended)
+		for {
+			var m struct {
+				Type    string          `json:"type"`
+				Payload json.RawMessage `json:"payload"`
+			}
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				return
+			}
+			switch m.Type {
+			case "ping":
+				send(map[string]any{"type": "pong"})
+			case "next":
+				s.next <- decodeResponse(m.Payload)
+			case "error":
+				r := &response{Status: http.StatusOK, Raw: m.Payload}
+				_ = json.Unmarshal(m.Payload, &r.Errors)
+				s.next <- r
+				return
+			case "complete":
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// dialWS opens a WebSocket to /graphql speaking graphql-transport-ws.
+func (e *env) dialWS(t *testing.T, header http.Header) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: header})
+	if err != nil {
+		status := 0
+		if res != nil {
+			status = res.StatusCode
+		}
+		t.Fatalf("dial the websocket: %v (status %d)", err, status)
+	}
+	conn.SetReadLimit(1 << 22)
+	return conn
+}
+
+// event waits up to within for the stream's next response.
+func (s *stream) event(t *testing.T, within time.Duration) *response {
+	t.Helper()
+	select {
+	case r := <-s.next:
+		return r
+	case <-time.After(within):
+		t.Fatalf("no event within %s", within)
+		return nil
+	}
+}
+
+// quiet checks that nothing arrives for a while.
+func (s *stream) quiet(t *testing.T, for_ time.Duration) {
+	t.Helper()
+	select {
+	case r := <-s.next:
+		t.Fatalf("unexpected event: %s", r.Raw)
+	case <-time.After(for_):
+	}
+}
+
+// endsWith waits up to within for the stream to end with an error of
+// code, and returns that error's response.
+func (s *stream) endsWith(t *testing.T, code string, within time.Duration) *response {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case r := <-s.next:
+			if r.code() == code {
+				select {
+				case <-s.ended:
+				case <-deadline:
+					t.Fatalf("the stream sent %s but did not end", code)
+				}
+				return r
+			}
+			if len(r.Errors) > 0 {
+				t.Fatalf("stream error %s, want %s: %s", r.code(), code, r.Raw)
+			}
+		case <-s.ended:
+			select {
+			case r := <-s.next:
+				if r.code() == code {
+					return r
+				}
+				t.Fatalf("the stream ended with %s, want %s: %s", r.code(), code, r.Raw)
+			default:
+			}
+			t.Fatalf("the stream ended without an error, want %s", code)
+		case <-deadline:
+			t.Fatalf("the stream did not end with %s within %s", code, within)
+		}
+	}
 }

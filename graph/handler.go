@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/keyplane/keyplane/graph/generated"
+	"github.com/keyplane/keyplane/internal/live"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -41,6 +42,10 @@ type Options struct {
 	Logger       *slog.Logger
 	// Registerer, when set, gets the metrics of the operations answered.
 	Registerer prometheus.Registerer
+	// Live serves the subscriptions, over the transports Stream tunes;
+	// nil: subscriptions are refused.
+	Live   *live.Hub
+	Stream LiveOptions
 }
 
 // queryCacheSize is how many documents the caches keep: parsed and
@@ -52,11 +57,16 @@ const queryCacheSize = 1000
 // that never leaks internals, and the metrics and log entry of every
 // operation answered (see operations).
 func NewHandler(s *store.Store, o Options) *handler.Server {
-	cfg := generated.Config{Resolvers: NewResolver(s, o.OnlineWindow), Directives: Directives()}
+	cfg := generated.Config{Resolvers: NewResolver(s, o.OnlineWindow, o.Live), Directives: Directives()}
 	setCosts(&cfg.Complexity)
 	es := generated.NewExecutableSchema(cfg)
 	srv := handler.New(es)
 	r := responder{maxResponse: o.MaxResponseBytes, maxTokens: o.MaxTokens, ops: newOperations(es.Schema(), o.Registerer)}
+	if o.Live != nil {
+		// Before POST, which would take an event-stream request.
+		srv.AddTransport(websocketTransport(o.Stream))
+		srv.AddTransport(newSSETransport(o.Stream, r))
+	}
 	srv.AddTransport(getTransport{r})
 	srv.AddTransport(postTransport{r})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
@@ -78,5 +88,9 @@ func NewHandler(s *store.Store, o Options) *handler.Server {
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(Recover(o.Logger))
 	srv.AroundOperations(withRowCache)
+	srv.AroundOperations(onlySubscriptions)
+	srv.AroundOperations(chargeStreamed)
+	srv.AroundOperations(withStreamSlot)
+	srv.AroundResponses(withEventContext)
 	return srv
 }

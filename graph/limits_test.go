@@ -487,7 +487,7 @@ func loadQuery(schema *ast.Schema, query string) (*ast.QueryDocument, gqlerror.L
 
 // executableSchema is the schema with the costs NewHandler gives it.
 func executableSchema() graphql.ExecutableSchema {
-	cfg := generated.Config{Resolvers: NewResolver(nil, 0), Directives: Directives()}
+	cfg := generated.Config{Resolvers: NewResolver(nil, 0, nil), Directives: Directives()}
 	setCosts(&cfg.Complexity)
 	return generated.NewExecutableSchema(cfg)
 }

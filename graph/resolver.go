@@ -8,6 +8,7 @@ import (
 	"github.com/keyplane/keyplane/internal/apikeys"
 	"github.com/keyplane/keyplane/internal/audit"
 	"github.com/keyplane/keyplane/internal/devices"
+	"github.com/keyplane/keyplane/internal/live"
 	"github.com/keyplane/keyplane/internal/members"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/teams"
@@ -21,13 +22,16 @@ type Resolver struct {
 	auditLog *audit.Log
 	devices  *devices.Service
 	members  *members.Service
+	// live serves the subscriptions; nil where they are not served.
+	live *live.Hub
 }
 
-// NewResolver wires the domain services on one store. onlineWindow is how
-// recently a device must have been seen to be ONLINE.
-func NewResolver(s *store.Store, onlineWindow time.Duration) *Resolver {
+// NewResolver wires the domain services on one store, and the live events
+// of hub. onlineWindow is how recently a device must have been seen to be
+// ONLINE.
+func NewResolver(s *store.Store, onlineWindow time.Duration, hub *live.Hub) *Resolver {
 	return &Resolver{
 		apiKeys: apikeys.NewService(s), teams: teams.NewService(s), auditLog: audit.NewLog(s),
-		devices: devices.NewService(s, onlineWindow), members: members.NewService(s),
+		devices: devices.NewService(s, onlineWindow), members: members.NewService(s), live: hub,
 	}
 }

@@ -13,8 +13,10 @@ import (
 	"github.com/keyplane/keyplane/graph/generated"
 	"github.com/keyplane/keyplane/graph/model"
 	"github.com/keyplane/keyplane/internal/apikeys"
+	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/devices"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/live"
 	"github.com/keyplane/keyplane/internal/members"
 	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
@@ -316,6 +318,35 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]model.Node, 
 	return r.nodes(ctx, ids)
 }
 
+// AuditEvents is the resolver for the auditEvents field.
+func (r *subscriptionResolver) AuditEvents(ctx context.Context, filter *model.AuditEventFilter, after *string) (<-chan *model.AuditEventEdge, error) {
+	f, err := auditFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	req := live.Request{Audit: &f, Check: func(p *auth.Principal) error { return r.auditLog.MayRead(p, f) }}
+	if after != nil {
+		id, err := model.DecodeCursor("after", *after)
+		if err != nil {
+			return nil, err
+		}
+		req.After = &id
+	}
+	return subscribe(ctx, r.live, req, func(e live.Event) *model.AuditEventEdge {
+		return &model.AuditEventEdge{Cursor: model.EncodeCursor(e.Audit.ID), Node: e.Audit}
+	})
+}
+
+// DeviceStatusChanged is the resolver for the deviceStatusChanged field.
+func (r *subscriptionResolver) DeviceStatusChanged(ctx context.Context, filter *model.DeviceFilter) (<-chan *store.Device, error) {
+	f, err := deviceFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	req := live.Request{Devices: &f, Check: func(p *auth.Principal) error { return r.devices.MayRead(p, f) }}
+	return subscribe(ctx, r.live, req, func(e live.Event) *store.Device { return e.Device })
+}
+
 // Name is the resolver for the name field.
 func (r *teamResolver) Name(ctx context.Context, obj *store.Team) (string, error) {
 	t, err := r.fullTeam(ctx, obj)
@@ -438,15 +469,19 @@ func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResol
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
+// Subscription returns generated.SubscriptionResolver implementation.
+func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subscriptionResolver{r} }
+
 // Team returns generated.TeamResolver implementation.
 func (r *Resolver) Team() generated.TeamResolver { return &teamResolver{r} }
 
 type (
-	apiKeyResolver     struct{ *Resolver }
-	auditEventResolver struct{ *Resolver }
-	deviceResolver     struct{ *Resolver }
-	memberResolver     struct{ *Resolver }
-	mutationResolver   struct{ *Resolver }
-	queryResolver      struct{ *Resolver }
-	teamResolver       struct{ *Resolver }
+	apiKeyResolver       struct{ *Resolver }
+	auditEventResolver   struct{ *Resolver }
+	deviceResolver       struct{ *Resolver }
+	memberResolver       struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+	teamResolver         struct{ *Resolver }
 )

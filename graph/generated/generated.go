@@ -37,6 +37,7 @@ type ResolverRoot interface {
 	Member() MemberResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 	Team() TeamResolver
 }
 
@@ -276,6 +277,11 @@ type ComplexityRoot struct {
 		Token            func(childComplexity int) int
 	}
 
+	Subscription struct {
+		AuditEvents         func(childComplexity int, filter *model.AuditEventFilter, after *string) int
+		DeviceStatusChanged func(childComplexity int, filter *model.DeviceFilter) int
+	}
+
 	Team struct {
 		APIKeys        func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.APIKeyFilter, order model.ListOrder) int
 		AuditEvents    func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.AuditEventFilter, order model.ListOrder) int
@@ -357,6 +363,10 @@ type QueryResolver interface {
 	Viewer(ctx context.Context) (*store.APIKey, error)
 	Node(ctx context.Context, id string) (model.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]model.Node, error)
+}
+type SubscriptionResolver interface {
+	AuditEvents(ctx context.Context, filter *model.AuditEventFilter, after *string) (<-chan *model.AuditEventEdge, error)
+	DeviceStatusChanged(ctx context.Context, filter *model.DeviceFilter) (<-chan *store.Device, error)
 }
 type TeamResolver interface {
 	Name(ctx context.Context, obj *store.Team) (string, error)
@@ -1345,6 +1355,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RotateDeviceTokenPayload.Token(childComplexity), true
 
+	case "Subscription.auditEvents":
+		if e.ComplexityRoot.Subscription.AuditEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_auditEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AuditEvents(childComplexity, args["filter"].(*model.AuditEventFilter), args["after"].(*string)), true
+	case "Subscription.deviceStatusChanged":
+		if e.ComplexityRoot.Subscription.DeviceStatusChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_deviceStatusChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DeviceStatusChanged(childComplexity, args["filter"].(*model.DeviceFilter)), true
+
 	case "Team.apiKeys":
 		if e.ComplexityRoot.Team.APIKeys == nil {
 			break
@@ -1546,6 +1579,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -2084,6 +2134,35 @@ type AuditEventEdge {
   cursor: String!
   "The event."
   node: AuditEvent!
+}
+
+"""
+Live events, as they commit. Subscribe over WebSocket (` + "`" + `graphql-transport-ws` + "`" + `
+on ` + "`" + `/graphql` + "`" + `; the key in ` + "`" + `connection_init` + "`" + `'s payload as
+` + "`" + `{"Authorization": "Bearer …"}` + "`" + `, or on the upgrade request) or over
+Server-Sent Events (` + "`" + `POST /graphql` + "`" + ` with ` + "`" + `Accept: text/event-stream` + "`" + ` and the
+key in the ` + "`" + `Authorization` + "`" + ` header). A subscription ends with
+` + "`" + `UNAUTHENTICATED` + "`" + ` within a second of its key being revoked, expiring or
+rotated away, with ` + "`" + `FORBIDDEN` + "`" + ` once the key may no longer read what it asked
+for, and with ` + "`" + `RATE_LIMITED` + "`" + ` when it falls too far behind: subscribe again,
+passing the cursor of the last event received as ` + "`" + `after` + "`" + `.
+"""
+type Subscription {
+  """
+  The team's audit log, live: first every event after the cursor ` + "`" + `after` + "`" + `
+  (from the ` + "`" + `auditEvents` + "`" + ` connection or from an earlier event of this
+  subscription), then each new event as it commits, in the order they
+  committed, each exactly once. Without ` + "`" + `after` + "`" + `, only what commits from now.
+  Fields of each event obey the read scopes of their types, as in a query.
+  """
+  auditEvents(filter: AuditEventFilter, after: String): AuditEventEdge! @auth(requires: [AUDIT_READ])
+  """
+  A device, as it is now, each time its status changes: it comes ONLINE
+  (its first heartbeat after a silence), goes OFFLINE (silent for longer
+  than the online window), or is revoked. Only devices that match the
+  filter at that moment.
+  """
+  deviceStatusChanged(filter: DeviceFilter): Device! @auth(requires: [DEVICES_READ])
 }
 
 """
@@ -3409,6 +3488,42 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_auditEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.AuditEventFilter, error) {
+			return ec.unmarshalOAuditEventFilter2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐAuditEventFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_deviceStatusChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.DeviceFilter, error) {
+			return ec.unmarshalODeviceFilter2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐDeviceFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
 	return args, nil
 }
 
@@ -8457,6 +8572,140 @@ func (ec *executionContext) fieldContext_RotateDeviceTokenPayload_clientMutation
 	return graphql.NewScalarFieldContext("RotateDeviceTokenPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _Subscription_auditEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_auditEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AuditEvents(ctx, fc.Args["filter"].(*model.AuditEventFilter), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalOScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScopeᚄ(ctx, []any{"AUDIT_READ"})
+				if err != nil {
+					var zeroVal *model.AuditEventEdge
+					return zeroVal, err
+				}
+				principals, err := ec.unmarshalOPrincipalKind2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐPrincipalKindᚄ(ctx, []any{"API_KEY"})
+				if err != nil {
+					var zeroVal *model.AuditEventEdge
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.AuditEventEdge
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, principals)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventEdge) graphql.Marshaler {
+			return ec.marshalNAuditEventEdge2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐAuditEventEdge(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_auditEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventEdge(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_auditEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_deviceStatusChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_deviceStatusChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().DeviceStatusChanged(ctx, fc.Args["filter"].(*model.DeviceFilter))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalOScope2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋscopeᚐScopeᚄ(ctx, []any{"DEVICES_READ"})
+				if err != nil {
+					var zeroVal *store.Device
+					return zeroVal, err
+				}
+				principals, err := ec.unmarshalOPrincipalKind2ᚕgithubᚗcomᚋkeyplaneᚋkeyplaneᚋgraphᚋmodelᚐPrincipalKindᚄ(ctx, []any{"API_KEY"})
+				if err != nil {
+					var zeroVal *store.Device
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *store.Device
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires, principals)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Device) graphql.Marshaler {
+			return ec.marshalNDevice2ᚖgithubᚗcomᚋkeyplaneᚋkeyplaneᚋinternalᚋstoreᚐDevice(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_deviceStatusChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_deviceStatusChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Team_id(ctx context.Context, field graphql.CollectedField, obj *store.Team) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13173,6 +13422,28 @@ func (ec *executionContext) _RotateDeviceTokenPayload(ctx context.Context, sel a
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "auditEvents":
+		return ec._Subscription_auditEvents(ctx, fields[0])
+	case "deviceStatusChanged":
+		return ec._Subscription_deviceStatusChanged(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var teamImplementors = []string{"Team", "Node"}

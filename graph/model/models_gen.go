@@ -383,6 +383,18 @@ type RotateDeviceTokenPayload struct {
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
+// Live events, as they commit. Subscribe over WebSocket (`graphql-transport-ws`
+// on `/graphql`; the key in `connection_init`'s payload as
+// `{"Authorization": "Bearer …"}`, or on the upgrade request) or over
+// Server-Sent Events (`POST /graphql` with `Accept: text/event-stream` and the
+// key in the `Authorization` header). A subscription ends with
+// `UNAUTHENTICATED` within a second of its key being revoked, expiring or
+// rotated away, with `FORBIDDEN` once the key may no longer read what it asked
+// for, and with `RATE_LIMITED` when it falls too far behind: subscribe again,
+// passing the cursor of the last event received as `after`.
+type Subscription struct {
+}
+
 // Changes to an API key; absent fields stay as they are.
 type UpdateAPIKeyInput struct {
 	// The key to change.

@@ -5,19 +5,24 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/graph"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/devices"
 	"github.com/keyplane/keyplane/internal/httpapi"
+	"github.com/keyplane/keyplane/internal/live"
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/usage"
@@ -34,6 +39,11 @@ type App struct {
 	Sweeper *devices.Sweeper
 	// Usage batches last-use times; Run flushes it.
 	Usage *usage.Recorder
+	// Live reads the audit log as it grows and serves the subscriptions;
+	// Run runs it, and its doorbell.
+	Live  *live.Hub
+	store *store.Store
+	log   *slog.Logger
 	redis *redis.Client
 	build *buildInfo
 }
@@ -42,7 +52,11 @@ type App struct {
 // REDIS_URL is set and Redis cannot be reached.
 func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logger) (*App, error) {
 	a := &App{Usage: usage.New(s, log, cfg.UsageFlushInterval), build: newBuildInfo(),
-		Sweeper: devices.NewSweeper(s, cfg.DeviceOnlineWindow, cfg.PresenceSweepInterval, log)}
+		Sweeper: devices.NewSweeper(s, cfg.DeviceOnlineWindow, cfg.PresenceSweepInterval, log),
+		Live: live.NewHub(s, live.Options{PerKey: cfg.SubscriptionsPerKey, Max: cfg.MaxSubscriptions,
+			Buffer: cfg.SubscriptionBuffer, Poll: cfg.EventsPoll, Window: cfg.DeviceOnlineWindow, Logger: log}),
+		store: s, log: log}
+	s.OnEvents(a.Live.Ring)
 	limits, err := a.limits(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -63,7 +77,11 @@ func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logge
 		MaxFields: cfg.MaxFields, MaxSelection: cfg.MaxSelection,
 		MaxResponseBytes: cfg.MaxResponseBytes,
 		Registerer:       reg,
+		Live:             a.Live,
+		Stream: graph.LiveOptions{KeepAlive: cfg.StreamKeepAlive, WriteTimeout: cfg.StreamWriteTimeout,
+			MaxMessageBytes: int64(cfg.MaxWebsocketMessage), Origins: cfg.WebsocketOrigins},
 	})
+	reg.MustRegister(liveCollector{a.Live})
 	var schema string
 	if cfg.Introspection {
 		schema = graph.SDL()
@@ -125,14 +143,31 @@ func (a *App) limits(ctx context.Context, cfg config.Config, log *slog.Logger) (
 	}, nil
 }
 
-// Run does the server's background work (the presence sweeper, the usage
-// flush) until ctx ends, then flushes what is pending and lets go of Redis.
+// Run does the server's background work (the presence sweeper, the live
+// events and their doorbell, the usage flush) until ctx ends, then flushes what is pending and lets go of Redis.
 func (a *App) Run(ctx context.Context) {
-	swept := make(chan struct{})
-	go func() { a.Sweeper.Run(ctx); close(swept) }()
+	var background sync.WaitGroup
+	background.Go(func() { a.Sweeper.Run(ctx) })
+	background.Go(func() { a.Live.Run(ctx) })
+	background.Go(func() { a.listen(ctx) })
 	a.Usage.Run(ctx)
-	<-swept
+	background.Wait()
 	if a.redis != nil {
 		_ = a.redis.Close()
+	}
+}
+
+// listen rings the live events' doorbell on every replica's commits, by
+// PostgreSQL's LISTEN/NOTIFY. On SQLite, or an engine without LISTEN, the
+// store's commit hook rings it for this process's own changes and the
+// hub's poll finds the rest.
+func (a *App) listen(ctx context.Context) {
+	err := a.store.DB().Listen(ctx, store.EventsChannel, a.Live.RingAll, func(payload string) {
+		if team, err := uuid.Parse(payload); err == nil {
+			a.Live.Ring(team)
+		}
+	})
+	if err != nil && !errors.Is(err, db.ErrNoListen) {
+		a.log.Warn("live events: LISTEN is refused; changes of other replicas arrive by the poll", "err", err)
 	}
 }

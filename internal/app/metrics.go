@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/live"
 )
 
 // poolCollector reports the database's connection pools at each scrape:
@@ -101,4 +102,21 @@ func (a *App) SetBuild(version, commit string) {
 		b.Commit = commit
 	}
 	a.build.build.Store(&b)
+}
+
+// liveCollector reports the live subscriptions: how many are open, and how
+// many were dropped for falling behind.
+type liveCollector struct{ hub *live.Hub }
+
+var (
+	liveActive  = prometheus.NewDesc("keyplane_subscriptions", "Live subscriptions open in this process.", nil, nil)
+	liveDropped = prometheus.NewDesc("keyplane_subscriptions_dropped_total", "Live subscriptions dropped for falling behind.", nil, nil)
+)
+
+func (c liveCollector) Describe(ch chan<- *prometheus.Desc) { ch <- liveActive; ch <- liveDropped }
+
+func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
+	active, dropped := c.hub.Subscriptions()
+	ch <- prometheus.MustNewConstMetric(liveActive, prometheus.GaugeValue, float64(active))
+	ch <- prometheus.MustNewConstMetric(liveDropped, prometheus.CounterValue, float64(dropped))
 }

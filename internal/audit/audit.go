@@ -150,6 +150,10 @@ func (l *Log) Count(ctx context.Context, actor *auth.Principal, f store.AuditFil
 	return l.store.CountAuditEvents(ctx, actor.TeamID, f)
 }
 
+// MayRead checks the caller may read the log with this filter, as List
+// does; a live subscription asks it too, again whenever its key changes.
+func (l *Log) MayRead(actor *auth.Principal, f store.AuditFilter) error { return mayFilter(actor, f) }
+
 // mayFilter checks the caller may read the log with this filter: filtering
 // by actor ties events to that key or device, as AuditEvent.actor and
 // actorDevice would, so it needs the read scope of the actor's type too.

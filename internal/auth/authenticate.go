@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/netip"
 	"time"
@@ -112,12 +113,37 @@ func KeyPrincipal(key *store.AuthKey, secretHash credential.Hash) *Principal {
 	if key.OwnerRole != nil {
 		ownerRole = *key.OwnerRole
 	}
-	return &Principal{
+	p := &Principal{
 		Kind: KindAPIKey, TeamID: key.TeamID, KeyID: key.ID,
 		Scopes:     scope.KeyScopes(key.Scopes, key.OwnerID != nil, ownerRole),
 		SecretHash: secretHash[:], OwnerID: key.OwnerID,
 		AllowedCIDRs: key.CIDRs(), ExpiresAt: key.ExpiresAt,
 	}
+	if subtle.ConstantTimeCompare(secretHash[:], key.SecretHash) != 1 {
+		// The previous secret, inside its rotation's grace window.
+		p.SecretExpiresAt = key.PreviousSecretExpiresAt
+	}
+	return p
+}
+
+// Until is when the principal's credential stops working by itself: the
+// key's expiry, or the end of the grace window of the previous secret it
+// authenticated with, whichever comes first; nil for never.
+func (p *Principal) Until() *time.Time {
+	switch {
+	case p.ExpiresAt == nil:
+		return p.SecretExpiresAt
+	case p.SecretExpiresAt == nil || p.ExpiresAt.Before(*p.SecretExpiresAt):
+		return p.ExpiresAt
+	default:
+		return p.SecretExpiresAt
+	}
+}
+
+// Admits reports whether the key may be used from the client address ip,
+// as Authenticate decided when the request began.
+func (p *Principal) Admits(ip string) bool {
+	return p.Kind != KindAPIKey || addressAllowed(p.AllowedCIDRs, ip)
 }
 
 func (a *Authenticator) device(ctx context.Context, parsed credential.Parsed) (*Principal, error) {

@@ -39,6 +39,9 @@ type Principal struct {
 	// the keys it makes or takes over must stay within them.
 	AllowedCIDRs []string
 	ExpiresAt    *time.Time
+	// SecretExpiresAt is set when the key authenticated with its previous
+	// secret, inside a rotation's grace window: when that window ends.
+	SecretExpiresAt *time.Time
 	// DeviceID is the device that authenticated, for KindDevice.
 	DeviceID uuid.UUID
 	// DeviceTokenHash is the hash of the token that authenticated, so that a

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -53,6 +54,18 @@ const (
 	DefaultMaxSelection = 100
 	// DefaultMaxResponseBytes refuses a larger response (8 MiB).
 	DefaultMaxResponseBytes = 8 << 20
+
+	// Live events: subscriptions per key and per process, the events that
+	// may wait for one subscriber, the safety-net poll of the audit log,
+	// the keep-alive ping, the longest a write to a client may block, and
+	// the largest WebSocket message a client may send.
+	DefaultSubscriptionsPerKey = 20
+	DefaultMaxSubscriptions    = 10000
+	DefaultSubscriptionBuffer  = 64
+	DefaultEventsPoll          = 3 * time.Second
+	DefaultStreamKeepAlive     = 15 * time.Second
+	DefaultStreamWriteTimeout  = 10 * time.Second
+	DefaultMaxWebsocketMessage = 64 << 10
 
 	// Deadlines of the dependencies: each database call, and each Redis
 	// call, past which the limiter fails open.
@@ -119,7 +132,18 @@ type Config struct {
 	AnonymousRPS   float64
 	AnonymousBurst int
 	TrustedProxies []netip.Prefix
-	RedisURL       string
+	// Live events (see the defaults above). WebsocketOrigins are the hosts
+	// of other sites' pages allowed to open a WebSocket (path.Match
+	// patterns such as "*.example.com"); the server's own host always is.
+	SubscriptionsPerKey int
+	MaxSubscriptions    int
+	SubscriptionBuffer  int
+	EventsPoll          time.Duration
+	StreamKeepAlive     time.Duration
+	StreamWriteTimeout  time.Duration
+	MaxWebsocketMessage int
+	WebsocketOrigins    []string
+	RedisURL            string
 
 	// BootstrapKeyFile, when set, is where the first start on an empty
 	// database writes the first admin key (mode 0600, never over an existing
@@ -256,6 +280,10 @@ func (c *Config) loadLimits(getenv func(string) string) error {
 		{"KEYPLANE_MAX_FIELDS", DefaultMaxFields, &c.MaxFields},
 		{"KEYPLANE_MAX_SELECTION", DefaultMaxSelection, &c.MaxSelection},
 		{"KEYPLANE_MAX_RESPONSE_BYTES", DefaultMaxResponseBytes, &c.MaxResponseBytes},
+		{"KEYPLANE_SUBSCRIPTIONS_PER_KEY", DefaultSubscriptionsPerKey, &c.SubscriptionsPerKey},
+		{"KEYPLANE_MAX_SUBSCRIPTIONS", DefaultMaxSubscriptions, &c.MaxSubscriptions},
+		{"KEYPLANE_SUBSCRIPTION_BUFFER", DefaultSubscriptionBuffer, &c.SubscriptionBuffer},
+		{"KEYPLANE_MAX_WEBSOCKET_MESSAGE", DefaultMaxWebsocketMessage, &c.MaxWebsocketMessage},
 	}
 	for _, v := range ints {
 		n, err := intVar(getenv, v.name, v.def)
@@ -283,6 +311,23 @@ func (c *Config) loadLimits(getenv func(string) string) error {
 	}
 	if c.RedisTimeout, err = durationVar(getenv, "KEYPLANE_REDIS_TIMEOUT", DefaultRedisTimeout); err != nil {
 		return err
+	}
+	if c.EventsPoll, err = durationVar(getenv, "KEYPLANE_EVENTS_POLL", DefaultEventsPoll); err != nil {
+		return err
+	}
+	if c.StreamKeepAlive, err = durationVar(getenv, "KEYPLANE_STREAM_KEEPALIVE", DefaultStreamKeepAlive); err != nil {
+		return err
+	}
+	if c.StreamWriteTimeout, err = durationVar(getenv, "KEYPLANE_STREAM_WRITE_TIMEOUT", DefaultStreamWriteTimeout); err != nil {
+		return err
+	}
+	for _, origin := range strings.Split(getenv("KEYPLANE_WEBSOCKET_ORIGINS"), ",") {
+		if origin = strings.TrimSpace(origin); origin != "" {
+			if _, err := path.Match(origin, ""); err != nil {
+				return &Error{"KEYPLANE_WEBSOCKET_ORIGINS", fmt.Sprintf("%q is not a host pattern such as *.example.com", origin)}
+			}
+			c.WebsocketOrigins = append(c.WebsocketOrigins, origin)
+		}
 	}
 	for _, cidr := range strings.Split(getenv("KEYPLANE_TRUSTED_PROXIES"), ",") {
 		if cidr = strings.TrimSpace(cidr); cidr == "" {

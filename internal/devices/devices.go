@@ -297,15 +297,25 @@ func (s *Service) ByID(ctx context.Context, actor *auth.Principal, ids []uuid.UU
 
 // List reads one page of the caller's team's devices.
 func (s *Service) List(ctx context.Context, actor *auth.Principal, f store.DeviceFilter, args store.PageArgs) (store.Page[store.Device], error) {
-	if err := actor.Need(scope.DevicesRead); err != nil {
+	if err := s.MayRead(actor, f); err != nil {
 		return store.Page[store.Device]{}, err
+	}
+	return s.store.ListDevices(ctx, actor.TeamID, f, args, store.Now(), s.Window)
+}
+
+// MayRead checks the caller may read the team's devices with this filter,
+// as List does; a live subscription asks it too, again whenever its key
+// changes.
+func (s *Service) MayRead(actor *auth.Principal, f store.DeviceFilter) error {
+	if err := actor.Need(scope.DevicesRead); err != nil {
+		return err
 	}
 	if f.Tag != "" {
 		if _, err := validate.Tags("filter.tag", []string{f.Tag}); err != nil {
-			return store.Page[store.Device]{}, err
+			return err
 		}
 	}
-	return s.store.ListDevices(ctx, actor.TeamID, f, args, store.Now(), s.Window)
+	return nil
 }
 
 // Count counts the caller's team's devices matching f.

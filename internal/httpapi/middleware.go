@@ -198,6 +198,7 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger, m *metrics) 
 			client := auth.ClientFrom(ctx)
 			guard := failureGuard{limiter: limits.Failures, key: "fail:" + netaddr.Budget(client.IP), log: log, refused: m.refusedFailures}
 			ctx = auth.WithGuard(ctx, guard)
+			ctx = auth.WithGate(ctx, gate{a: a, limits: limits, guard: guard, log: log, m: m, client: client})
 			token, presented := credentialOf(r)
 			if !presented {
 				next.ServeHTTP(w, r.WithContext(ctx))
@@ -244,6 +245,66 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger, m *metrics) 
 		})
 	}
 }
+
+// gate checks a credential presented inside a connection, as a WebSocket's
+// connection_init carries it, as authenticate checks a header's. Its
+// errors carry the codes a client acts on: UNAUTHENTICATED with the reason,
+// RATE_LIMITED with when to retry.
+type gate struct {
+	a      Authenticator
+	limits Limits
+	guard  failureGuard
+	log    *slog.Logger
+	m      *metrics
+	client auth.Client
+}
+
+func (g gate) Authenticate(ctx context.Context, token string) (*auth.Principal, error) {
+	if wait, blocked := g.guard.Blocked(ctx); blocked {
+		return nil, retryIn(wait, "too many failed credentials from this address")
+	}
+	if claim, ok := auth.ClaimOf(token); ok && g.limits.Requests != nil {
+		if d, err := g.limits.Requests.Peek(ctx, bucket(claim.Kind, claim.ID)); err == nil && !d.Allowed {
+			g.m.refusedRequests.Inc()
+			return nil, retryIn(d.RetryAfter, "this credential is over its request rate")
+		}
+	}
+	p, err := g.a.Authenticate(ctx, token, g.client)
+	var failure *auth.Failure
+	switch {
+	case errors.As(err, &failure):
+		g.guard.Failed(ctx)
+		g.m.authFailure(failure.Reason).Inc()
+		return nil, &apperr.Error{Code: apperr.Unauthenticated, Reason: string(failure.Reason), Message: failure.Error()}
+	case err != nil:
+		return nil, err
+	}
+	return p, g.Charge(ctx, p)
+}
+
+func (g gate) Charge(ctx context.Context, p *auth.Principal) error {
+	if g.limits.Requests == nil || p == nil {
+		return nil
+	}
+	d, err := g.limits.Requests.Take(ctx, principalKey(p))
+	if err != nil {
+		g.log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
+		return nil
+	}
+	if !d.Allowed {
+		g.m.refusedRequests.Inc()
+		return retryIn(d.RetryAfter, "this credential is over its request rate")
+	}
+	return nil
+}
+
+// retryIn is tooMany's refusal as an error, for a connection's operations.
+func retryIn(wait time.Duration, message string) error {
+	return apperr.New(apperr.RateLimited, "%s; retry in %d s", message, retrySeconds(wait))
+}
+
+// retrySeconds is a wait in whole seconds, at least one.
+func retrySeconds(wait time.Duration) int { return max(int((wait+time.Second-1)/time.Second), 1) }
 
 // principalKey names a credential's bucket; a key keeps it across rotations.
 func principalKey(p *auth.Principal) string {
@@ -314,7 +375,7 @@ func refused(w http.ResponseWriter, r *http.Request, log *slog.Logger, counter p
 
 // tooMany answers 429 with a Retry-After in whole seconds, at least one.
 func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, message string) {
-	seconds := max(int((wait+time.Second-1)/time.Second), 1)
+	seconds := retrySeconds(wait)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	writeError(w, r, http.StatusTooManyRequests, string(apperr.RateLimited), fmt.Sprintf("%s; retry in %d s", message, seconds), map[string]any{"retryAfter": seconds})
 }

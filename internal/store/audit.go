@@ -50,14 +50,9 @@ func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) erro
 	if err := s.LockTeam(ctx, team); err != nil {
 		return err
 	}
-	var last []uuid.UUID
-	err := s.with(ctx).Model(&AuditEvent{}).Where("team_id = ?", team).Order("id DESC").Limit(1).Pluck("id", &last).Error
+	prev, err := s.LastEvent(ctx, team)
 	if err != nil {
-		return translate(err, "audit event")
-	}
-	prev := uuid.Nil
-	if len(last) == 1 {
-		prev = last[0]
+		return err
 	}
 	for i := range events {
 		if events[i].TeamID != team {
@@ -66,7 +61,10 @@ func (s *Store) InsertAuditEvents(ctx context.Context, events []AuditEvent) erro
 		events[i].ID = ids.After(prev)
 		prev = events[i].ID
 	}
-	return translate(s.with(ctx).CreateInBatches(events, 200).Error, "audit event")
+	if err := s.with(ctx).CreateInBatches(events, 200).Error; err != nil {
+		return translate(err, "audit event")
+	}
+	return s.announce(ctx, team)
 }
 
 // AuditEventsByID reads several of a team's events in one query; ids of

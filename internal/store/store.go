@@ -35,11 +35,13 @@ type Store struct {
 	// committed collects, in a transaction, what AfterCommit must run once
 	// it commits; nil outside one.
 	committed *[]func()
+	// bell is told which team's audit log grew, once that commits.
+	bell *bell
 }
 
 // New wraps an open database.
 func New(d *db.DB) *Store {
-	return &Store{db: d.Gorm, dialect: d.Dialect, pgx: d.Pgx, open: d, timeout: d.Timeout}
+	return &Store{db: d.Gorm, dialect: d.Dialect, pgx: d.Pgx, open: d, timeout: d.Timeout, bell: &bell{}}
 }
 
 // Dialect names the SQL engine behind the store.
@@ -66,7 +68,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	}
 	var committed []func()
 	err := s.db.WithContext(txCtx).Transaction(func(gtx *gorm.DB) error {
-		return fn(&Store{db: gtx, dialect: s.dialect, timeout: s.timeout, txCtx: txCtx, committed: &committed})
+		return fn(&Store{db: gtx, dialect: s.dialect, timeout: s.timeout, txCtx: txCtx, committed: &committed, bell: s.bell})
 	})
 	if err != nil {
 		return err

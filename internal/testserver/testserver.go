@@ -81,6 +81,13 @@ func StartWith(t testing.TB, database *testdb.Database, opts Options) *Server {
 	}
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
+	// The background work (live events, presence, usage), stopped before
+	// the server closes (cleanups run last first), so that no live stream
+	// holds the close.
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { a.Run(ctx); close(ran) }()
+	t.Cleanup(func() { a.Live.Close(); cancel(); <-ran })
 	s := &Server{URL: srv.URL, HTTP: srv, App: a, DB: database, Config: cfg, Admin: opts.Admin, Logs: logs}
 	if s.Admin == "" {
 		team := opts.Team

@@ -1,0 +1,58 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNoListen is Listen's answer on a database without LISTEN/NOTIFY.
+var ErrNoListen = errors.New("db: this database has no LISTEN/NOTIFY")
+
+// Listen receives PostgreSQL's notifications on channel, on a connection of
+// its own outside the pool, until ctx ends. Each time it has (re)connected
+// and listens, it calls ready: a notification sent while it was away is
+// lost, so the caller catches up then. A lost connection is retried with a
+// growing pause, from 100 ms up to 5 s. It returns ErrNoListen on SQLite,
+// and at once if the first LISTEN fails, as on an engine without it.
+func (d *DB) Listen(ctx context.Context, channel string, ready func(), notify func(payload string)) error {
+	if d.migrationConn == nil {
+		return ErrNoListen
+	}
+	pause := 100 * time.Millisecond
+	for first := true; ctx.Err() == nil; first = false {
+		err := d.listenOnce(ctx, channel, ready, notify)
+		if first && errors.Is(err, errListen) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 5*time.Second)
+	}
+	return nil
+}
+
+var errListen = errors.New("db: LISTEN refused")
+
+func (d *DB) listenOnce(ctx context.Context, channel string, ready func(), notify func(string)) error {
+	conn, err := pgx.ConnectConfig(ctx, d.migrationConn.Copy())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return errors.Join(errListen, err)
+	}
+	ready()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		notify(n.Payload)
+	}
+}
