@@ -38,7 +38,9 @@ type LiveOptions struct {
 
 // streamedKey marks an operation that arrived over a live transport, where
 // only subscriptions run: queries and mutations go through POST and GET,
-// whose limits count each request.
+// whose limits count each request. Its value tells whether the transport
+// is a WebSocket, whose operations chargeStreamed charges one by one (an
+// event stream is one request, charged as the HTTP layer admitted it).
 type streamedKey struct{}
 
 // onlySubscriptions refuses a query or mutation sent over a live transport.
@@ -116,7 +118,7 @@ func refuseInit(ctx context.Context, err error) (context.Context, *transport.Ini
 // chargeStreamed charges each operation of a WebSocket connection to its
 // key's rate limit, as each POST is.
 func chargeStreamed(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	if ctx.Value(streamedKey{}) != nil {
+	if ws, _ := ctx.Value(streamedKey{}).(bool); ws {
 		if gate, p := auth.GateFrom(ctx), auth.FromContext(ctx); gate != nil && p != nil {
 			if err := gate.Charge(ctx, p); err != nil {
 				graphql.AddError(ctx, err)
@@ -234,7 +236,7 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	r = r.WithContext(context.WithValue(r.Context(), streamedKey{}, true))
+	r = r.WithContext(context.WithValue(r.Context(), streamedKey{}, false))
 	t.sse.Do(deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: t.timeout}, r, exec)
 }
 
