@@ -402,3 +402,17 @@ func TestLiveDropsWhoDoesNotRead(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveWithoutNotify: on an engine that delivers no NOTIFY, a replica
+// still gets the other's events, by its poll.
+func TestLiveWithoutNotify(t *testing.T) {
+	requirePostgres(t)
+	a, b, _ := rpPair(t, func(c *config.Config) { c.EventsPoll = 300 * time.Millisecond })
+	a.db.Store.QuietForTest()
+	s := b.subscribeSSE(t, b.admin, liveAudit, nil)
+	time.Sleep(200 * time.Millisecond)
+	id := a.ok(a.admin, liveCreateDevice, map[string]any{"name": "polled"}).str("createDevice.device.id")
+	if got := s.event(t, 2*time.Second).str("auditEvents.node.targetId"); got != id {
+		t.Fatalf("event about %s, want %s", got, id)
+	}
+}

@@ -57,6 +57,9 @@ func New(ctx context.Context, cfg config.Config, s *store.Store, log *slog.Logge
 			Buffer: cfg.SubscriptionBuffer, Poll: cfg.EventsPoll, Window: cfg.DeviceOnlineWindow, Logger: log}),
 		store: s, log: log}
 	s.OnEvents(a.Live.Ring)
+	if err := s.CheckNotify(ctx); err != nil {
+		log.Warn("live events: this database refuses NOTIFY; other replicas' changes arrive by the poll", "poll", cfg.EventsPoll.String(), "err", err)
+	}
 	limits, err := a.limits(ctx, cfg, log)
 	if err != nil {
 		return nil, err

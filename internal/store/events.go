@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,22 @@ const EventsChannel = "keyplane_events"
 type bell struct {
 	mu   sync.RWMutex
 	ring func(team uuid.UUID)
+	// quiet is set on an engine that refuses pg_notify: the other
+	// replicas then learn of a change by their poll alone.
+	quiet atomic.Bool
+}
+
+// CheckNotify asks PostgreSQL for a NOTIFY once, as the server starts. An
+// engine that refuses it (a PostgreSQL-compatible one without LISTEN and
+// NOTIFY) is not asked again, so that no change fails for it; the error
+// says why, for the log.
+func (s *Store) CheckNotify(ctx context.Context) error {
+	if s.dialect != db.Postgres {
+		return nil
+	}
+	err := s.with(ctx).Exec("SELECT pg_notify(?, '')", EventsChannel).Error
+	s.bell.quiet.Store(err != nil)
+	return err
 }
 
 // OnEvents sets the function told of every team whose audit log grew,
@@ -34,7 +51,7 @@ func (s *Store) OnEvents(ring func(team uuid.UUID)) {
 
 // announce rings the bell for team once the events written through s commit.
 func (s *Store) announce(ctx context.Context, team uuid.UUID) error {
-	if s.dialect == db.Postgres {
+	if s.dialect == db.Postgres && !s.bell.quiet.Load() {
 		// Sent at the commit, to every replica, or not at all.
 		if err := s.with(ctx).Exec("SELECT pg_notify(?, ?)", EventsChannel, team.String()).Error; err != nil {
 			return translate(err, "audit event")
