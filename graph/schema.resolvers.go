@@ -407,6 +407,7 @@ func (r *teamResolver) Devices(ctx context.Context, obj *store.Team, first *int,
 	if err != nil {
 		return nil, err
 	}
+	args.Columns = selectedColumns(ctx, deviceConnection, deviceFields)
 	f, err := deviceFilter(filter)
 	if err != nil {
 		return nil, err

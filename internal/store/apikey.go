@@ -40,7 +40,7 @@ var apiKeyColumns = []string{"id", "team_id", "name", "description", "scopes", "
 	"previous_secret_expires_at", "rotated_at", "expires_at", "revoked_at", "last_used_at", "last_used_ip",
 	"allowed_cidrs", "created_by_id", "owner_id", "version", "created_at", "updated_at"}
 
-func (k *APIKey) columns() string { return strings.Join(apiKeyColumns, ", ") }
+func (k *APIKey) columns() []string { return apiKeyColumns }
 
 func (k *APIKey) fields() []any {
 	return []any{&k.ID, &k.TeamID, &k.Name, &k.Description, &k.Scopes, &k.SecretHash, &k.PreviousSecretHash,

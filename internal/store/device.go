@@ -31,9 +31,11 @@ type Device struct {
 	UpdatedAt       time.Time
 }
 
-func (d *Device) columns() string {
-	return "id, team_id, name, serial_number, model, tags, token_hash, firmware_version, last_seen_at, revoked_at, version, created_at, updated_at"
-}
+// deviceColumns are the columns of devices, in the order fields scans them.
+var deviceColumns = []string{"id", "team_id", "name", "serial_number", "model", "tags", "token_hash",
+	"firmware_version", "last_seen_at", "revoked_at", "version", "created_at", "updated_at"}
+
+func (d *Device) columns() []string { return deviceColumns }
 
 func (d *Device) fields() []any {
 	return []any{&d.ID, &d.TeamID, &d.Name, &d.SerialNumber, &d.Model, &d.Tags, &d.TokenHash,

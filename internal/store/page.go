@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -24,6 +25,11 @@ type PageArgs struct {
 	Descending bool
 	After      *uuid.UUID
 	Before     *uuid.UUID
+	// Columns, when set, are the only columns the caller reads of each
+	// row: the others are not read, and stay zero. The row's first two
+	// (id, team_id) are always read; a name the row type does not have
+	// reads them all. Nil reads every column.
+	Columns []string
 }
 
 // bounds returns how a row id compares with a cursor's for the row to come
@@ -57,7 +63,7 @@ type Page[T any] struct {
 // asked to learn whether another page follows. A cursor is a row's id, so a
 // page never shifts when rows are inserted elsewhere in the list.
 func keysetPage[T any](s *Store, q *gorm.DB, args PageArgs, what string) (Page[T], error) {
-	rows, err := find[T](s, keysetQuery(q, args))
+	rows, err := find[T](s, keysetQuery(q, args), args.Columns, args.Limit+1)
 	if err != nil {
 		return Page[T]{}, translate(err, what)
 	}
@@ -99,6 +105,7 @@ type pageKey struct {
 	backward   bool
 	descending bool
 	limit      int
+	columns    uint64
 }
 
 // pageSQL holds the SQL text of the keyset pages read through pgx, by
@@ -137,11 +144,12 @@ func listPage[T any](ctx context.Context, s *Store, model any, filter any, conds
 	if args.Before != nil {
 		vars = append(vars, *args.Before)
 	}
+	pick := picked(sc, args.Columns)
 	key := pageKey{filter: filter, after: args.After != nil, before: args.Before != nil,
-		backward: args.Backward, descending: args.Descending, limit: args.Limit}
+		backward: args.Backward, descending: args.Descending, limit: args.Limit, columns: pick}
 	text, ok := pageSQL.Load(key)
 	if !ok {
-		stmt := keysetWhere(q(ctx), args).Select(sc.columns()).Session(&gorm.Session{DryRun: true}).Find(&[]map[string]any{})
+		stmt := keysetWhere(q(ctx), args).Select(selectList(sc, pick)).Session(&gorm.Session{DryRun: true}).Find(&[]map[string]any{})
 		if stmt.Error != nil {
 			return Page[T]{}, translate(stmt.Error, what)
 		}
@@ -155,7 +163,7 @@ func listPage[T any](ctx context.Context, s *Store, model any, filter any, conds
 	if err != nil {
 		return Page[T]{}, translate(err, what)
 	}
-	rows, err := scanRows[T](cursor)
+	rows, err := scanRows[T](cursor, pick, args.Limit+1)
 	if err != nil {
 		return Page[T]{}, translate(err, what)
 	}
@@ -183,36 +191,82 @@ func keysetWhere(q *gorm.DB, args PageArgs) *gorm.DB {
 
 // scanned is a row type that lists its columns and scans itself, for the
 // pages read on every request: GORM's reflective scan allocates a value per
-// column per row, which was a third of a request's allocations.
+// column per row, which was a third of a request's allocations. fields
+// returns a pointer per column, in the order of columns.
 type scanned interface {
-	columns() string
+	columns() []string
 	fields() []any
 }
 
-// find runs q and reads its rows, scanning them directly when *T knows how.
-func find[T any](s *Store, q *gorm.DB) ([]T, error) {
-	var rows []T
-	if _, ok := any(new(T)).(scanned); !ok {
+// picked returns the set of columns of sc (bit i: the i-th) that reading
+// want takes: the first two always, every one for nil or for a name sc
+// does not have. The set names the statement's shape in pageKey.
+func picked(sc scanned, want []string) uint64 {
+	all := sc.columns()
+	if want == nil {
+		return 1<<len(all) - 1
+	}
+	set := uint64(0b11)
+	for _, name := range want {
+		i := slices.Index(all, name)
+		if i < 0 {
+			return 1<<len(all) - 1
+		}
+		set |= 1 << i
+	}
+	return set
+}
+
+// selectList is the SELECT list of the columns in set.
+func selectList(sc scanned, set uint64) string {
+	var b strings.Builder
+	for i, name := range sc.columns() {
+		if set&(1<<i) != 0 {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(name)
+		}
+	}
+	return b.String()
+}
+
+// find runs q and reads its rows, scanning them directly when *T knows how,
+// then only the columns named (PageArgs.Columns). size is how many rows to
+// make room for.
+func find[T any](s *Store, q *gorm.DB, columns []string, size int) ([]T, error) {
+	sc, ok := any(new(T)).(scanned)
+	if !ok {
+		var rows []T
 		err := q.Find(&rows).Error
 		return rows, err
 	}
-	cursor, err := s.query(q.Select(any(new(T)).(scanned).columns()))
+	set := picked(sc, columns)
+	cursor, err := s.query(q.Select(selectList(sc, set)))
 	if err != nil {
 		return nil, err
 	}
-	return scanRows[T](cursor)
+	return scanRows[T](cursor, set, size)
 }
 
-// scanRows reads and closes cursor; *T must be scanned.
-func scanRows[T any](cursor rows) ([]T, error) {
-	var rows []T
+// scanRows reads and closes cursor, whose columns are those of set; *T must
+// be scanned. size is how many rows to make room for.
+func scanRows[T any](cursor rows, set uint64, size int) ([]T, error) {
 	defer cursor.Close()
+	out := make([]T, 0, size)
+	var targets []any
 	for cursor.Next() {
-		var row T
-		if err := cursor.Scan(any(&row).(scanned).fields()...); err != nil {
+		out = append(out, *new(T))
+		all := any(&out[len(out)-1]).(scanned).fields()
+		targets = targets[:0]
+		for i, f := range all {
+			if set&(1<<i) != 0 {
+				targets = append(targets, f)
+			}
+		}
+		if err := cursor.Scan(targets...); err != nil {
 			return nil, err
 		}
-		rows = append(rows, row)
 	}
-	return rows, cursor.Err()
+	return out, cursor.Err()
 }

@@ -3,10 +3,12 @@ package store_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/domaintest"
 	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/testdb"
@@ -44,6 +46,37 @@ func TestAuditPagesReadAnIndexInOrder(t *testing.T) {
 			if testing.Verbose() {
 				t.Logf("%s:\n%s", tc.name, plan)
 			}
+		}
+	})
+}
+
+// TestPageReadsOnlyItsColumns: a page asked for some columns leaves the
+// others zero (they were not read), always reads the key columns, and
+// reads everything for a name the row does not have.
+func TestPageReadsOnlyItsColumns(t *testing.T) {
+	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
+		s, teamID := fx.Store, fx.Team.ID
+		fx.Device(t)
+		read := func(columns []string) store.Device {
+			t.Helper()
+			page, err := s.ListDevices(t.Context(), teamID, store.DeviceFilter{}, store.PageArgs{Limit: 5, Columns: columns}, time.Now(), time.Minute)
+			if err != nil || len(page.Items) == 0 {
+				t.Fatalf("page: %v", err)
+			}
+			return page.Items[0]
+		}
+		some := read([]string{"name"})
+		if some.ID == uuid.Nil || some.TeamID != teamID || some.Name == "" {
+			t.Fatalf("the key columns and name were not read: %+v", some)
+		}
+		if some.SerialNumber != "" || !some.CreatedAt.IsZero() || some.TokenHash != nil {
+			t.Fatalf("columns not asked for were read: %+v", some)
+		}
+		if every := read([]string{"name", "no_such_column"}); every.SerialNumber == "" || every.CreatedAt.IsZero() {
+			t.Fatalf("an unknown name did not read every column: %+v", every)
+		}
+		if every := read(nil); every.SerialNumber == "" || every.CreatedAt.IsZero() {
+			t.Fatalf("nil did not read every column: %+v", every)
 		}
 	})
 }
