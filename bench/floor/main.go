@@ -4,7 +4,7 @@
 //	query { team { devices(first: 20) { nodes { id name } } } }
 //
 // with a Bearer key. It runs the same gqlgen as Keyplane, generated with
-// Keyplane's settings plus omit_panic_handler, lists marshalled in turn
+// Keyplane's settings, lists marshalled in turn
 // (graph/internal/seqlists), GOGC=400, and does the same work as the bare
 // baseline (bench/baseline): the same key format and check (credential.Parse,
 // one lookup by the key's id, a constant-time hash compare, revocation and
