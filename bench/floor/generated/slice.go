@@ -8,8 +8,9 @@ import (
 
 // marshalSlice marshals the elements of a list one after another, in the
 // calling goroutine: Keyplane's graph/generated/slice.go, but for the
-// omitPanicHandler flag, which the floor's gqlgen.yml sets and which this
-// copy honours as gqlgen's graphql.MarshalSliceConcurrently does. After
+// omitPanicHandler flag, which this copy honours as gqlgen's
+// graphql.MarshalSliceConcurrently does (the floor's gqlgen.yml leaves it
+// off, as Keyplane's does). After
 // gqlgen, bench/floor/generate.go runs Keyplane's graph/internal/seqlists
 // over generated.go, which rewrites gqlgen's calls to
 // graphql.MarshalSliceConcurrently (a goroutine per element) into calls to
