@@ -11,8 +11,9 @@ import (
 	"github.com/keyplane/keyplane/client"
 )
 
-// This file is the dashboard's one question to Keyplane (readFleet) and the
-// answer the browser gets (fleetView). To show something else, change both:
+// This file is the dashboard's one query to Keyplane (readFleet) and the
+// answer the browser gets (fleetView); live.go holds its one subscription.
+// To show something else, change both:
 // ask Keyplane through the typed client, and copy into the view only what
 // the page draws. app.js draws the view.
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 // dialect, with one team.
 type keyplane struct {
 	url   string // its GraphQL endpoint
+	ts    *testserver.Server
 	db    *testdb.Database
 	admin *client.Client // the team's first key: every scope
 	// secrets are the credentials and ids the test has seen, which must
@@ -28,15 +30,22 @@ type keyplane struct {
 
 func startKeyplane(t *testing.T, d db.Dialect) *keyplane {
 	t.Helper()
+	return startKeyplaneWrapped(t, d, nil)
+}
+
+// startKeyplaneWrapped starts Keyplane as startKeyplane does, its handler
+// wrapped by wrap (when not nil) to watch or cut requests.
+func startKeyplaneWrapped(t *testing.T, d db.Dialect, wrap func(http.Handler) http.Handler) *keyplane {
+	t.Helper()
 	database := testdb.New(t, d)
-	ts := testserver.StartWith(t, database, testserver.Options{Team: "Acme Robotics", Configure: []func(*config.Config){
+	ts := testserver.StartWith(t, database, testserver.Options{Team: "Acme Robotics", Wrap: wrap, Configure: []func(*config.Config){
 		func(c *config.Config) {
 			c.UsageFlushInterval = time.Hour
 			// Some tests fail credentials on purpose, all from 127.0.0.1.
 			c.RateLimitRPS, c.AuthFailureRPS = 0, 0
 		},
 	}})
-	k := &keyplane{url: ts.URL + "/graphql", db: database, tokens: map[string]string{}}
+	k := &keyplane{url: ts.URL + "/graphql", ts: ts, db: database, tokens: map[string]string{}}
 	k.admin = k.client(ts.Admin)
 	k.secrets = append(k.secrets, ts.Admin)
 	return k

@@ -1,7 +1,9 @@
 // Command fleet-dashboard is a backend for a frontend: a small server that
 // holds a Keyplane key and serves a page showing the team's devices, by
-// status and by when they were last seen. The browser gets derived figures
-// from this server and never talks to Keyplane, so it never holds the key.
+// status and by when they were last seen, live. The browser gets derived
+// figures from this server and never talks to Keyplane, so it never holds
+// the key. One subscription to Keyplane's device status changes, held by
+// this server, keeps every open page up to date over GET /events.
 //
 //	KEYPLANE_KEY=kp_… go run ./examples/fleet-dashboard
 //
@@ -81,8 +83,9 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "fleet-dashboard: LISTEN_ADDR: %v\n", err)
 		return exitConfig
 	}
+	dashboard := newServer(kp, options{Logger: log})
 	srv := &http.Server{
-		Handler:           newServer(kp, options{Logger: log}),
+		Handler:           dashboard,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -93,12 +96,28 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) int 
 	go func() { errs <- srv.Serve(listener) }()
 	log.Info("serving", "url", "http://"+listener.Addr().String()+"/", "keyplane", keyplaneURL, "key", key)
 
+	// One subscription for the whole dashboard. Its HTTP client has no
+	// overall timeout, since a stream lasts; a Keyplane that does not
+	// answer the request at all is given up on after 15 seconds.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ResponseHeaderTimeout = 15 * time.Second
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		dashboard.follow(followCtx, keyplaneStream{URL: keyplaneURL, Key: key, HTTP: &http.Client{Transport: transport}})
+	}()
+	defer func() { stopFollowing(); <-followed }()
+
 	select {
 	case err := <-errs:
 		log.Error("serve", "err", err)
 		return exitFailure
 	case <-ctx.Done():
 	}
+	// The pages' event streams never end by themselves: end them first, or
+	// Shutdown would wait for them until its timeout.
+	dashboard.closeEvents()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {

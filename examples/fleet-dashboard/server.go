@@ -40,14 +40,31 @@ type options struct {
 	Refresh time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// The live updates (live.go). KeepAlive is how often an idle GET
+	// /events stream gets a comment, so that the browser and proxies keep
+	// it open; 0 means 15 seconds. BrowserBuffer is how many messages may
+	// wait for one page before it is dropped; 0 means 32. MaxBrowsers
+	// bounds the streams open at once; 0 means 1000.
+	KeepAlive     time.Duration
+	BrowserBuffer int
+	MaxBrowsers   int
+	// RetryMin and RetryMax bound the wait before subscribing to Keyplane
+	// again, which doubles after each failure; 0 means 1 second and 1
+	// minute.
+	RetryMin, RetryMax time.Duration
 }
 
 // server is the dashboard's backend: it holds the Keyplane client, and with
 // it the key, and gives the browser derived figures only.
 type server struct {
+	http.Handler
 	kp   *client.Client
 	opts options
 	log  *slog.Logger
+
+	pages   *pages        // the browsers following GET /events
+	changed chan struct{} // devices changed: read the fleet again (pushFleet)
 
 	mu     sync.Mutex // held while Keyplane is asked, so that one request asks at a time
 	body   []byte     // the last answer, encoded
@@ -55,9 +72,10 @@ type server struct {
 	readAt time.Time
 }
 
-// newServer returns the dashboard's handler: GET /api/fleet and the page.
-// kp must hold a key with DEVICES_READ.
-func newServer(kp *client.Client, opts options) http.Handler {
+// newServer returns the dashboard's handler: GET /api/fleet, GET /events
+// and the page. kp must hold a key with DEVICES_READ. The events come once
+// follow runs; closeEvents ends their streams.
+func newServer(kp *client.Client, opts options) *server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -73,7 +91,24 @@ func newServer(kp *client.Client, opts options) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &server{kp: kp, opts: opts, log: opts.Logger}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 15 * time.Second
+	}
+	if opts.BrowserBuffer <= 0 {
+		opts.BrowserBuffer = 32
+	}
+	if opts.MaxBrowsers <= 0 {
+		opts.MaxBrowsers = 1000
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = time.Minute
+	}
+	opts.RetryMax = max(opts.RetryMax, opts.RetryMin)
+	s := &server{kp: kp, opts: opts, log: opts.Logger, changed: make(chan struct{}, 1),
+		pages: &pages{buffer: opts.BrowserBuffer, max: opts.MaxBrowsers, open: map[*page]struct{}{}}}
 	page, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded folder is there, or this does not compile
@@ -82,12 +117,18 @@ func newServer(kp *client.Client, opts options) http.Handler {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/fleet", s.serveFleet)
+	mux.HandleFunc("GET /events", s.serveEvents)
 	mux.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
 	}))
-	return withHeaders(mux)
+	s.Handler = withHeaders(mux)
+	return s
 }
+
+// closeEvents ends every GET /events stream and refuses new ones, before
+// the server shuts down.
+func (s *server) closeEvents() { s.pages.close() }
 
 // withHeaders sets the headers every answer carries.
 func withHeaders(next http.Handler) http.Handler {
@@ -115,7 +156,7 @@ const keyplaneFailed = "Keyplane did not answer; the dashboard's log says why."
 func (s *server) serveFleet(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	body, err := s.fleet(r.Context())
+	body, err := s.fleet(r.Context(), false)
 	if err != nil {
 		w.WriteHeader(http.StatusBadGateway)
 		_ = json.NewEncoder(w).Encode(errorView{Error: keyplaneFailed})
@@ -125,13 +166,14 @@ func (s *server) serveFleet(w http.ResponseWriter, r *http.Request) {
 }
 
 // fleet returns the encoded fleetView, asking Keyplane when the last
-// answer is older than MaxAge. A failure is logged when it happens and
-// served, like an answer, for MaxAge.
-func (s *server) fleet(ctx context.Context) ([]byte, error) {
+// answer is older than MaxAge, or always when fresh is set (devices
+// changed). A failure is logged when it happens and served, like an
+// answer, for MaxAge.
+func (s *server) fleet(ctx context.Context, fresh bool) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.opts.Now()
-	if !s.readAt.IsZero() && now.Sub(s.readAt) < s.opts.MaxAge {
+	if !fresh && !s.readAt.IsZero() && now.Sub(s.readAt) < s.opts.MaxAge {
 		return s.body, s.err
 	}
 	// The reading is shared by every request waiting on the lock: it goes
@@ -145,17 +187,17 @@ func (s *server) fleet(ctx context.Context) ([]byte, error) {
 	}
 	if err != nil {
 		s.body = nil
-		s.logFailure(err)
+		s.logFailure("read the fleet from Keyplane", err)
 	}
 	s.err, s.readAt = err, now
 	return s.body, s.err
 }
 
-// logFailure logs why Keyplane failed. The client's errors carry the
-// server's message, code, reason, missing scope and request id, and never
-// the key.
-func (s *server) logFailure(err error) {
-	attrs := []any{"err", err}
+// logFailure logs what failed with Keyplane, and why. The client's errors
+// carry the server's message, code, reason, missing scope and request id,
+// and never the key.
+func (s *server) logFailure(what string, err error, more ...any) {
+	attrs := append([]any{"err", err}, more...)
 	switch {
 	case errors.Is(err, client.ErrUnauthenticated):
 		attrs = append(attrs, "hint", "Keyplane refuses KEYPLANE_KEY: it is wrong, revoked or expired")
@@ -166,5 +208,5 @@ func (s *server) logFailure(err error) {
 	if errors.As(err, &e) && e.RequestID != "" {
 		attrs = append(attrs, "request_id", e.RequestID)
 	}
-	s.log.Error("read the fleet from Keyplane", attrs...)
+	s.log.Error(what, attrs...)
 }

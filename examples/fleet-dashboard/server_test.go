@@ -27,12 +27,21 @@ func get(t *testing.T, srv *httptest.Server, path string) (*http.Response, []byt
 	return httpGet(t, srv.URL+path)
 }
 
-// dashboard starts the example in process, with a key of its own.
+// dashboard starts the example in process, with a key of its own, without
+// following Keyplane's live events (liveDashboard does).
 func dashboard(t *testing.T, kp *client.Client, opts options) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(newServer(kp, opts))
-	t.Cleanup(srv.Close)
+	srv, _ := startDashboard(t, kp, opts)
 	return srv
+}
+
+func startDashboard(t *testing.T, kp *client.Client, opts options) (*httptest.Server, *server) {
+	t.Helper()
+	s := newServer(kp, opts)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	t.Cleanup(s.closeEvents) // first: srv.Close waits for the streams
+	return srv, s
 }
 
 // decodeFleet reads a body of GET /api/fleet, refusing any field the page
@@ -355,8 +364,21 @@ func TestRun(t *testing.T) {
 		if view := decodeFleet(t, body); res.StatusCode != http.StatusOK || view.Counts != wantCounts {
 			t.Errorf("GET /api/fleet: %d, counts %+v, want %+v", res.StatusCode, view.Counts, wantCounts)
 		}
+		// It follows Keyplane, and a page's open stream does not hold its
+		// stop.
+		es := openEvents(t, url+"events", nil)
+		es.waitLive(t, true)
+		stopped := time.Now()
 		if code := stop(); code != 0 {
 			t.Errorf("exit code %d after the signal, want 0", code)
+		}
+		if took := time.Since(stopped); took > 5*time.Second {
+			t.Errorf("it took %s to stop", took)
+		}
+		select {
+		case <-es.ended:
+		case <-time.After(5 * time.Second):
+			t.Error("the page's stream is still open after the stop")
 		}
 		if !strings.Contains(out.String(), "key=kp_…[redacted]") || strings.Contains(out.String(), good) {
 			t.Errorf("the log shows the key other than redacted:\n%s", out.String())
