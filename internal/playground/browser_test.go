@@ -23,6 +23,7 @@ import (
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/browsertest"
 	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/live"
 	"github.com/keyplane/keyplane/internal/playground"
 	"github.com/keyplane/keyplane/internal/testdb"
 	"github.com/keyplane/keyplane/internal/testserver"
@@ -92,6 +93,9 @@ func TestBrowser(t *testing.T) {
 		if strings.Contains(r.authorization, "paste") || strings.Contains(r.authorization, "<") {
 			t.Errorf("%s was sent with the template as its Authorization: %q", r.operation, r.authorization)
 		}
+		if strings.Contains(r.accept, "text/event-stream") {
+			t.Errorf("%s, a query, asked for an event stream (Accept: %s)", r.operation, r.accept)
+		}
 	}
 	if first := sent[0]; first.operation != "IntrospectionQuery" || first.authorization != "" {
 		t.Errorf("the first request is %s with Authorization %q; want the introspection, without one", first.operation, first.authorization)
@@ -159,8 +163,9 @@ func TestBrowser(t *testing.T) {
 // server is Keyplane, started as the binary starts it, on a fresh SQLite
 // database with one team.
 type server struct {
-	srv *httptest.Server
-	key string // the team's first key: every scope
+	srv  *httptest.Server
+	key  string    // the team's first key: every scope
+	live *live.Hub // the server's subscriptions
 
 	mu   sync.Mutex
 	seen []graphQLRequest
@@ -168,7 +173,7 @@ type server struct {
 
 // graphQLRequest is what the server saw of one request to /graphql.
 type graphQLRequest struct {
-	operation, authorization string
+	operation, authorization, accept string
 }
 
 func startServer(t *testing.T) *server {
@@ -179,7 +184,7 @@ func startServer(t *testing.T) *server {
 		Wrap:      s.record,
 		Configure: []func(*config.Config){func(c *config.Config) { c.UsageFlushInterval = time.Hour }},
 	})
-	s.srv, s.key = ts.HTTP, ts.Admin
+	s.srv, s.key, s.live = ts.HTTP, ts.Admin, ts.App.Live
 	return s
 }
 
@@ -194,7 +199,8 @@ func (s *server) record(next http.Handler) http.Handler {
 			}
 			_ = json.Unmarshal(body, &params)
 			s.mu.Lock()
-			s.seen = append(s.seen, graphQLRequest{operation: params.OperationName, authorization: r.Header.Get("Authorization")})
+			s.seen = append(s.seen, graphQLRequest{operation: params.OperationName,
+				authorization: r.Header.Get("Authorization"), accept: r.Header.Get("Accept")})
 			s.mu.Unlock()
 		}
 		next.ServeHTTP(w, r)
@@ -227,6 +233,15 @@ func (s *server) gql(t *testing.T, key, query string, vars map[string]any) map[s
 		t.Fatalf("%s: %v %v", query, err, out.Errors)
 	}
 	return out.Data
+}
+
+// waitSubscriptions waits until the server holds want subscriptions.
+func (s *server) waitSubscriptions(t *testing.T, want int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("the server to hold %d subscriptions", want), 10*time.Second, func() (bool, string) {
+		active, _ := s.live.Subscriptions()
+		return active == want, fmt.Sprintf("it holds %d", active)
+	})
 }
 
 // seedDevices registers three cameras; two send a heartbeat.
@@ -283,6 +298,57 @@ func (b browser) waitSchema(t *testing.T) {
 	t.Fatalf("the schema did not load; the page shows:\n%s", state)
 }
 
+// waitResult waits until the result pane shows every one of want, and
+// returns what it shows; past within it fails the test.
+func (b browser) waitResult(t *testing.T, within time.Duration, want ...string) string {
+	t.Helper()
+	shown, got := b.showsResult(t, within, want...)
+	if !shown {
+		t.Fatalf("waited %v for the result pane to show %s; it shows:\n%s", within, strings.Join(want, " and "), got)
+	}
+	return got
+}
+
+// showsResult waits until the result pane shows every one of want, for at
+// most within, and returns whether it did and what it shows.
+func (b browser) showsResult(t *testing.T, within time.Duration, want ...string) (bool, string) {
+	t.Helper()
+	return poll(within, func() (bool, string) {
+		// The pane's whole content: CodeMirror draws only the lines in view.
+		got := b.Eval(t, `document.querySelector('.result-window .CodeMirror')?.CodeMirror.getValue() ?? ''`)
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				return false, got
+			}
+		}
+		return true, got
+	})
+}
+
+// waitFor asks cond every 50ms until it holds, for at most within, and
+// returns what it last saw; past within it fails the test with that.
+func waitFor(t *testing.T, what string, within time.Duration, cond func() (bool, string)) string {
+	t.Helper()
+	ok, saw := poll(within, cond)
+	if !ok {
+		t.Fatalf("waited %v for %s; last saw:\n%s", within, what, saw)
+	}
+	return saw
+}
+
+// poll asks cond every 50ms until it holds, for at most within, and
+// returns whether it did and what it last saw.
+func poll(within time.Duration, cond func() (bool, string)) (bool, string) {
+	deadline := time.Now().Add(within)
+	for {
+		ok, saw := cond()
+		if ok || time.Now().After(deadline) {
+			return ok, saw
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // clickLink clicks the first link in container whose text is text.
 func (b browser) clickLink(t *testing.T, container, text string) {
 	t.Helper()
@@ -305,15 +371,39 @@ func (b browser) editorValue(t *testing.T, tool string) string {
 // pasting would.
 func (b browser) typeInto(t *testing.T, tool, text string) {
 	t.Helper()
-	b.Do(t, "type into the "+tool+" pane",
-		chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="`+tool+`"]`)),
-		chromedp.Click(chromedp.CSS(toolEditor+` .CodeMirror-lines`)),
+	show := chromedp.Click(chromedp.CSS(`.graphiql-editor-tools button[data-name="` + tool + `"]`))
+	b.Do(t, "type into the "+tool+" pane", append([]chromedp.Action[chromedp.Void]{show}, typeOver(toolEditor, text)...)...)
+}
+
+// queryEditor is the CodeMirror of the operation being edited.
+const queryEditor = `.graphiql-query-editor .CodeMirror`
+
+// typeQuery selects all of the query editor and types text over it, then
+// waits until the tab is named title: GraphiQL reads an edit a moment
+// later, and until then would run the operation named before.
+func (b browser) typeQuery(t *testing.T, text, title string) {
+	t.Helper()
+	b.Do(t, "type into the query editor", typeOver(queryEditor, text)...)
+	if got := b.Eval(t, `document.querySelector('`+queryEditor+`').CodeMirror.getValue()`); got != text {
+		t.Fatalf("the query editor holds %q after typing, want %q", got, text)
+	}
+	waitFor(t, "the tab to be named "+title, 5*time.Second, func() (bool, string) {
+		got := b.Eval(t, `document.querySelector('.graphiql-tab-active .graphiql-tab-button')?.innerText ?? ''`)
+		return got == title, got
+	})
+}
+
+// typeOver clicks into the CodeMirror editor, selects all of it and types
+// text over it, as one paste.
+func typeOver(editor, text string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Click(chromedp.CSS(editor + ` .CodeMirror-lines`)),
 		chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: text})
 			return err
 		}),
-	)
+	}
 }
 
 // scanForKey looks for the key in every store of the page: localStorage,

@@ -9,6 +9,10 @@
 //
 // The page keeps no secret: headers are kept in the tab's memory only, and
 // what GraphiQL persists (tabs, history) is stored without them.
+//
+// Subscriptions run over Server-Sent Events: the page's script posts them to
+// the endpoint with Accept: text/event-stream and the same headers as a
+// query, and reads the stream with fetch, so connect-src 'self' suffices.
 package playground
 
 import (
