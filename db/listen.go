@@ -23,9 +23,13 @@ func (d *DB) Listen(ctx context.Context, channel string, ready func(), notify fu
 	}
 	pause := 100 * time.Millisecond
 	for first := true; ctx.Err() == nil; first = false {
-		err := d.listenOnce(ctx, channel, ready, notify)
+		listened, err := d.listenOnce(ctx, channel, ready, notify)
 		if first && errors.Is(err, errListen) {
 			return err
+		}
+		if listened {
+			// It had worked: the next loss waits from the shortest pause.
+			pause = 100 * time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
@@ -38,20 +42,22 @@ func (d *DB) Listen(ctx context.Context, channel string, ready func(), notify fu
 
 var errListen = errors.New("db: LISTEN refused")
 
-func (d *DB) listenOnce(ctx context.Context, channel string, ready func(), notify func(string)) error {
+// listenOnce listens on one connection until it fails; listened tells
+// whether it got as far as listening.
+func (d *DB) listenOnce(ctx context.Context, channel string, ready func(), notify func(string)) (listened bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, d.migrationConn.Copy())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
-		return errors.Join(errListen, err)
+		return false, errors.Join(errListen, err)
 	}
 	ready()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		notify(n.Payload)
 	}

@@ -25,9 +25,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/graph/model"
 	"github.com/keyplane/keyplane/internal/app"
+	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/live"
+	"github.com/keyplane/keyplane/internal/scope"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/testdb"
 	"github.com/keyplane/keyplane/internal/testlog"
@@ -910,6 +914,8 @@ type stream struct {
 	next  chan *response
 	ended chan struct{}
 	stop  func()
+	// closed is the code a WebSocket was closed with, once ended.
+	closed websocket.StatusCode
 }
 
 // transport opens a subscription with a key.
@@ -1017,6 +1023,7 @@ func (e *env) subscribeWS(t *testing.T, key, query string, vars map[string]any) 
 				Payload json.RawMessage `json:"payload"`
 			}
 			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				s.closed = websocket.CloseStatus(err)
 				return
 			}
 			switch m.Type {
@@ -1110,4 +1117,111 @@ func (s *stream) endsWith(t *testing.T, code string, within time.Duration) *resp
 			t.Fatalf("the stream did not end with %s within %s", code, within)
 		}
 	}
+}
+
+// eachDialect runs a test on SQLite and, when available, PostgreSQL.
+func eachDialect(t *testing.T, test func(t *testing.T, d db.Dialect)) {
+	for _, d := range []db.Dialect{db.SQLite, db.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			if d == db.Postgres {
+				requirePostgres(t)
+			}
+			test(t, d)
+		})
+	}
+}
+
+// principalOf authenticates a secret as the HTTP layer would, from 127.0.0.1.
+func (e *env) principalOf(t *testing.T, secret string) *auth.Principal {
+	t.Helper()
+	p, err := auth.NewAuthenticator(e.db.Store, nil).Authenticate(context.Background(), secret, auth.Client{IP: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("authenticate: %v", err)
+	}
+	return p
+}
+
+// replaying opens, on the server's own hub, the subscription the resolver of
+// Subscription.auditEvents opens for auditEvents(after: cursor), and does not
+// read it: with a buffer of one event, its replay stays in progress, as it
+// does for any client slower than the backlog it asked for.
+func (e *env) replaying(t *testing.T, secret, cursor string) (<-chan *store.AuditEvent, live.Stream) {
+	t.Helper()
+	after, err := model.DecodeCursor("after", cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := store.AuditFilter{}
+	req := live.Request{Principal: e.principalOf(t, secret), Client: "127.0.0.1", Audit: &f, After: &after,
+		Check: func(p *auth.Principal) error { return p.Need(scope.AuditRead) }}
+	ch, st, err := live.Subscribe(ctx, e.app.Live, req, func(ev live.Event) *store.AuditEvent { return ev.Audit })
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // the replay fills the buffer and waits
+	return ch, st
+}
+
+// drain reads ch until it closes or stays quiet for quiet; it reports what
+// arrived and whether ch closed.
+func drain(ch <-chan *store.AuditEvent, quiet time.Duration) (got []*store.AuditEvent, closed bool) {
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return got, true
+			}
+			got = append(got, e)
+		case <-time.After(quiet):
+			return got, false
+		}
+	}
+}
+
+// rpProxied starts two replicas on one PostgreSQL database, b reaching it
+// through a proxy, both polling their logs only once a minute, and a
+// subscriber on b; arrival commits on a and says how long the event took to
+// reach b's subscriber.
+func rpProxied(t *testing.T) (b *env, proxy *pgProxy, arrival func(name string) time.Duration) {
+	requirePostgres(t)
+	poll := func(c *config.Config) { c.EventsPoll = time.Minute }
+	direct := testdb.New(t, db.Postgres)
+	a := startEnv(t, openStore(t, direct.URL, config.DefaultDBTimeout), poll)
+	proxy = newPGProxy(t, direct.URL)
+	b = startReplica(t, openStore(t, proxy.url(direct.URL), config.DefaultDBTimeout), a.admin, poll)
+	s := b.subscribeSSE(t, b.admin, liveAudit, nil)
+	time.Sleep(200 * time.Millisecond)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("b's warnings:\n%s", grepLog(b, `"level":"WARN"`))
+		}
+	})
+	return b, proxy, func(name string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		id := a.ok(a.admin, liveCreateDevice, map[string]any{"name": name}).str("createDevice.device.id")
+		for {
+			select {
+			case r := <-s.next:
+				if r.str("auditEvents.node.targetId") == id {
+					return time.Since(start)
+				}
+			case <-time.After(10 * time.Second):
+				return time.Since(start)
+			}
+		}
+	}
+}
+
+// grepLog returns the lines of a server's log that contain what.
+func grepLog(e *env, what string) string {
+	var out []string
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, what) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -18,6 +20,8 @@ import (
 
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/live"
+	"github.com/keyplane/keyplane/internal/requestid"
 )
 
 // LiveOptions tune the live transports.
@@ -64,15 +68,17 @@ func onlySubscriptions(ctx context.Context, next graphql.OperationHandler) graph
 // fetch: Keyplane sets no cookie and reads no ambient credential (no
 // cookie, no HTTP authentication, no client certificate), so a socket
 // opened cross-site carries no power until its page sends a key it holds.
-func websocketTransport(o LiveOptions) websocketOrigin {
+func websocketTransport(o LiveOptions, hub *live.Hub, log *slog.Logger) websocketOrigin {
 	limit := o.MaxMessageBytes
+	init := initWebsocket{hub: hub, log: log}
 	return websocketOrigin{origins: o.Origins, Websocket: transport.Websocket{
 		Implementation: timedWebsocket{
 			// The origin is checked before (websocketOrigin).
 			inner:   transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true}},
 			timeout: o.WriteTimeout,
 		},
-		InitFunc:              initWebsocket,
+		InitFunc:              init.init,
+		CloseFunc:             init.closed,
 		InitTimeout:           10 * time.Second,
 		KeepAlivePingInterval: o.KeepAlive,
 		PingPongInterval:      o.KeepAlive,
@@ -82,35 +88,57 @@ func websocketTransport(o LiveOptions) websocketOrigin {
 
 // initWebsocket authenticates a WebSocket connection: with the key in the
 // payload, or else the one on the upgrade request. A connection without a
-// key is refused at once, since every subscription needs one.
-func initWebsocket(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+// key is refused at once, since every subscription needs one; so is one
+// past its key's limit of connections (live.Hub.Connect).
+type initWebsocket struct {
+	hub *live.Hub
+	log *slog.Logger
+}
+
+// releaseKey holds, in a connection's context, what gives its place back.
+type releaseKey struct{}
+
+func (i initWebsocket) init(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	ctx = context.WithValue(ctx, streamedKey{}, true)
-	value := payload.Authorization()
-	if value == "" {
-		if auth.FromContext(ctx) != nil {
-			return ctx, nil, nil
+	p := auth.FromContext(ctx)
+	if value := payload.Authorization(); value != "" {
+		scheme, token, ok := strings.Cut(value, " ")
+		gate := auth.GateFrom(ctx)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || gate == nil {
+			return i.refuse(ctx, apperr.New(apperr.Unauthenticated, `the Authorization value must read "Bearer <key>"`))
 		}
-		return refuseInit(ctx, apperr.New(apperr.Unauthenticated, `send the key in connection_init's payload: {"Authorization": "Bearer <key>"}`))
+		var err error
+		if p, err = gate.Authenticate(ctx, strings.TrimSpace(token)); err != nil {
+			return i.refuse(ctx, err)
+		}
 	}
-	scheme, token, ok := strings.Cut(value, " ")
-	gate := auth.GateFrom(ctx)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || gate == nil {
-		return refuseInit(ctx, apperr.New(apperr.Unauthenticated, `the Authorization value must read "Bearer <key>"`))
+	if p == nil {
+		return i.refuse(ctx, apperr.New(apperr.Unauthenticated, `send the key in connection_init's payload: {"Authorization": "Bearer <key>"}`))
 	}
-	p, err := gate.Authenticate(ctx, strings.TrimSpace(token))
+	release, err := i.hub.Connect(p.KeyID)
 	if err != nil {
-		return refuseInit(ctx, err)
+		return i.refuse(ctx, err)
 	}
+	ctx = context.WithValue(ctx, releaseKey{}, release)
 	return auth.WithPrincipal(ctx, p), nil, nil
 }
 
-// refuseInit closes the connection with 4403, graphql-transport-ws's
+// closed gives the connection's place back.
+func (initWebsocket) closed(ctx context.Context, _ int) {
+	if release, ok := ctx.Value(releaseKey{}).(func()); ok {
+		release()
+	}
+}
+
+// refuse closes the connection with 4403, graphql-transport-ws's
 // "Forbidden", and the refusal's message; a fault of the server says no
-// more than that.
-func refuseInit(ctx context.Context, err error) (context.Context, *transport.InitPayload, error) {
+// more than that to the client, and all of it to the log.
+func (i initWebsocket) refuse(ctx context.Context, err error) (context.Context, *transport.InitPayload, error) {
 	var ae *apperr.Error
 	if !errors.As(err, &ae) {
-		err = errors.New("internal error")
+		id := requestid.From(ctx)
+		i.log.ErrorContext(ctx, "websocket connection_init", "request_id", id, "err", err)
+		err = fmt.Errorf("internal error; quote request id %s to the operator", id)
 	}
 	return transport.WithWebsocketCloseCode(ctx, 4403), nil, err
 }
@@ -236,6 +264,10 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	// The server's read deadline is for reading a request; once the body
+	// is in, it would end the stream (net/http cancels a request whose
+	// connection's read fails), so it is lifted.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	r = r.WithContext(context.WithValue(r.Context(), streamedKey{}, false))
 	t.sse.Do(deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: t.timeout}, r, exec)
 }

@@ -292,6 +292,12 @@ func (a responder) execute(w http.ResponseWriter, r *http.Request, exec graphql.
 		return
 	}
 	op := rc.Doc.Operations.ForName(rc.OperationName)
+	if op != nil && op.Operation == ast.Subscription {
+		a.respond(ctx, w, exec, http.StatusBadRequest,
+			exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("a subscription streams: send it with Accept: text/event-stream, or over a WebSocket (graphql-transport-ws)")}),
+			operation{def: op, name: params.OperationName})
+		return
+	}
 	if queriesOnly && (op == nil || op.Operation != ast.Query) {
 		w.Header().Set("Allow", "POST")
 		a.respond(ctx, w, exec, http.StatusMethodNotAllowed,

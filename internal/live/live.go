@@ -81,17 +81,26 @@ type Request struct {
 // readPage is how many events the hub reads at once.
 const readPage = 500
 
+// retryRead is how soon a failed read of a team's log is tried again.
+const retryRead = 100 * time.Millisecond
+
 // Hub is a process's one reader of the live events.
 type Hub struct {
 	store *store.Store
 	o     Options
 
-	mu     sync.Mutex
-	teams  map[uuid.UUID]*team
+	mu    sync.Mutex
+	teams map[uuid.UUID]*team
+	// all is every subscription admitted, replaying or registered.
+	all    map[*subscription]struct{}
 	perKey map[uuid.UUID]int
 	total  int
-	dirty  map[uuid.UUID]struct{}
-	closed bool
+	// conns counts the WebSocket connections of each key, and connsTotal
+	// all of them, held to the subscriptions' limits (Connect).
+	conns      map[uuid.UUID]int
+	connsTotal int
+	dirty      map[uuid.UUID]struct{}
+	closed     bool
 	// dropped counts subscribers ended for falling behind.
 	dropped int64
 
@@ -106,7 +115,7 @@ type team struct {
 
 // NewHub returns a hub on s; Run starts it.
 func NewHub(s *store.Store, o Options) *Hub {
-	return &Hub{store: s, o: o, teams: map[uuid.UUID]*team{}, perKey: map[uuid.UUID]int{},
+	return &Hub{store: s, o: o, teams: map[uuid.UUID]*team{}, all: map[*subscription]struct{}{}, perKey: map[uuid.UUID]int{}, conns: map[uuid.UUID]int{},
 		dirty: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
@@ -154,8 +163,10 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		for _, id := range h.takeDirty() {
 			if err := h.pump(ctx, id); err != nil && ctx.Err() == nil {
-				// The next ring or poll reads from the same place again.
+				// Read from the same place again soon; the connection
+				// that failed has left the pool.
 				h.o.Logger.WarnContext(ctx, "live events: read the audit log", "team", ids.Encode(ids.Team, id), "err", err)
+				time.AfterFunc(retryRead, func() { h.Ring(id) })
 			}
 		}
 	}
@@ -228,19 +239,11 @@ func (h *Hub) pump(ctx context.Context, teamID uuid.UUID) error {
 var statusActions = map[string]bool{audit.DeviceOnline: true, audit.DeviceOffline: true, audit.DeviceRevoke: true}
 
 // devicesOf reads, in one query, the devices whose status the events
-// changed, when a subscriber of the team asks for them.
+// changed: a subscriber may register for them while the page is handed out.
 func (h *Hub) devicesOf(ctx context.Context, teamID uuid.UUID, events []store.AuditEvent) (map[string]*store.Device, error) {
-	h.mu.Lock()
-	wanted := false
-	if t := h.teams[teamID]; t != nil {
-		for s := range t.subs {
-			wanted = wanted || s.req.Devices != nil
-		}
-	}
-	h.mu.Unlock()
 	var want []uuid.UUID
 	for _, e := range events {
-		if wanted && statusActions[e.Action] && e.TargetID != nil {
+		if statusActions[e.Action] && e.TargetID != nil {
 			if id, err := ids.DecodeAs(ids.Device, *e.TargetID); err == nil {
 				want = append(want, id)
 			}
@@ -310,9 +313,8 @@ func (h *Hub) reauthorize(ctx context.Context, teamID uuid.UUID, e *store.AuditE
 	h.mu.Lock()
 	if t := h.teams[teamID]; t != nil {
 		for s := range t.subs {
-			p := s.principal
-			if *e.TargetID == ids.Encode(ids.APIKey, p.KeyID) || p.OwnerID != nil && *e.TargetID == ids.Encode(ids.Member, *p.OwnerID) {
-				keys[p.KeyID] = p
+			if s.about(e) {
+				keys[s.principal.KeyID] = s.principal
 			}
 		}
 	}
@@ -350,6 +352,36 @@ func (h *Hub) rule(s *subscription, fresh *auth.Principal, err error) {
 	s.setPrincipal(fresh)
 }
 
+// Connect counts a WebSocket connection of a key against the limits of its
+// subscriptions (PerKey for one key, Max in all): a connection costs memory
+// whether or not it subscribes. release, called once the connection
+// closes, gives the place back; calling it again does nothing.
+func (h *Hub) Connect(key uuid.UUID) (release func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closed:
+		return nil, apperr.New(apperr.RateLimited, "the server is stopping; connect again")
+	case h.connsTotal >= h.o.Max:
+		return nil, apperr.New(apperr.RateLimited, "this server holds its most connections (%d); retry later, or on another replica", h.o.Max)
+	case h.conns[key] >= h.o.PerKey:
+		return nil, apperr.New(apperr.RateLimited, "this key holds its most connections on this server (%d); close one first", h.o.PerKey)
+	}
+	h.conns[key]++
+	h.connsTotal++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.connsTotal--
+			if h.conns[key]--; h.conns[key] <= 0 {
+				delete(h.conns, key)
+			}
+		})
+	}, nil
+}
+
 // Close ends every subscription and refuses new ones, as the server stops:
 // streams finish, so that the server's shutdown need not wait for them.
 func (h *Hub) Close() { h.closeAll() }
@@ -359,9 +391,7 @@ func (h *Hub) closeAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	for _, t := range h.teams {
-		for s := range t.subs {
-			h.endLocked(s, nil)
-		}
+	for s := range h.all {
+		h.endLocked(s, nil)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
+	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -27,6 +28,7 @@ type subscription struct {
 	err        error
 	offer      func(Event) bool
 	close      func()
+	drain      func()
 	timer      *time.Timer
 	cancel     context.CancelFunc
 	stop       func() bool
@@ -60,12 +62,20 @@ func (st Stream) Principal() *auth.Principal {
 // event into what the channel carries. The key is read again first, so a
 // connection opened long ago subscribes with the key as it is now.
 func Subscribe[T any](ctx context.Context, h *Hub, req Request, conv func(Event) T) (<-chan T, Stream, error) {
-	p, err := auth.Refresh(ctx, h.store, req.Principal)
+	if req.Principal == nil || req.Principal.Kind != auth.KindAPIKey {
+		return nil, Stream{}, apperr.New(apperr.Unauthenticated, "a subscription needs a team API key")
+	}
+	// Where the stream starts is read before the key is: a change of the
+	// key that commits before it is seen by the read of the key, and one
+	// after it is among the events the stream reads, each of which is
+	// checked (changesKeys).
+	start, err := h.store.LastEvent(ctx, req.Principal.TeamID)
 	if err != nil {
 		return nil, Stream{}, err
 	}
-	if p == nil || p.Kind != auth.KindAPIKey {
-		return nil, Stream{}, apperr.New(apperr.Unauthenticated, "a subscription needs a team API key")
+	p, err := auth.Refresh(ctx, h.store, req.Principal)
+	if err != nil {
+		return nil, Stream{}, err
 	}
 	if !p.Admits(req.Client) {
 		return nil, Stream{}, &apperr.Error{Code: apperr.Unauthenticated, Reason: string(auth.ReasonIPNotAllowed), Message: "this key does not admit this address"}
@@ -84,16 +94,28 @@ func Subscribe[T any](ctx context.Context, h *Hub, req Request, conv func(Event)
 			}
 		},
 		close: func() { close(out) },
+		drain: func() {
+			for {
+				select {
+				case <-out:
+				default:
+					return
+				}
+			}
+		},
 	}
 	if err := h.admit(s); err != nil {
 		return nil, Stream{}, err
 	}
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.stop = context.AfterFunc(ctx, func() { h.end(s, nil) })
+	ctx, cancel := context.WithCancel(ctx)
 	h.mu.Lock()
-	s.setPrincipal(p)
+	s.cancel = cancel
+	s.stop = context.AfterFunc(ctx, func() { h.end(s, nil) })
+	if !s.ended {
+		s.setPrincipal(p)
+	}
 	h.mu.Unlock()
-	go s.start(ctx, func(e Event) bool {
+	go s.start(ctx, start, func(e Event) bool {
 		select {
 		case out <- conv(e):
 			return true
@@ -119,19 +141,30 @@ func (h *Hub) admit(s *subscription) error {
 	}
 	h.total++
 	h.perKey[key]++
+	h.all[s] = struct{}{}
 	return nil
 }
 
 // start replays what the subscriber asked for, then registers it with its
 // team so that the hub hands it what commits next. Should the hub have
-// handed out events past the replay meanwhile, it replays those too.
-func (s *subscription) start(ctx context.Context, send func(Event) bool) {
+// handed out events past the replay meanwhile, it replays those too. Each
+// replayed event that may have changed the key is checked as the hub
+// checks it (reauthorize), so a subscription that is still replaying is
+// ended by a revocation as one that is registered is.
+func (s *subscription) start(ctx context.Context, cursor uuid.UUID, send func(Event) bool) {
 	h, teamID := s.hub, s.principal.TeamID
-	cursor, err := h.store.LastEvent(ctx, teamID)
-	if err == nil && s.req.Audit != nil && s.req.After != nil {
-		cursor, err = s.replay(ctx, *s.req.After, cursor, send)
+	var err error
+	from := cursor
+	if s.req.Audit != nil && s.req.After != nil {
+		from = *s.req.After
 	}
 	for err == nil {
+		if s.req.Audit != nil {
+			cursor, err = s.replay(ctx, from, cursor, send)
+			if err != nil {
+				break
+			}
+		}
 		h.mu.Lock()
 		if s.ended {
 			break
@@ -147,9 +180,8 @@ func (s *subscription) start(ctx context.Context, send func(Event) bool) {
 			h.mu.Unlock()
 			return
 		}
-		head := t.head
+		from, cursor = cursor, t.head
 		h.mu.Unlock()
-		cursor, err = s.replay(ctx, cursor, head, send)
 	}
 	if err != nil {
 		h.end(s, err)
@@ -160,30 +192,49 @@ func (s *subscription) start(ctx context.Context, send func(Event) bool) {
 	h.mu.Unlock()
 }
 
-// replay sends the events that match after from and up to through, and
-// returns through.
+// replay sends the events after from and up to through that the
+// subscriber asked for, and returns through. Every event of the range is
+// read, not only those the filter passes, so that each change of the key
+// among them is seen.
 func (s *subscription) replay(ctx context.Context, from, through uuid.UUID, send func(Event) bool) (uuid.UUID, error) {
 	h := s.hub
 	for bytes.Compare(from[:], through[:]) < 0 {
-		page, err := h.store.ListAuditEvents(ctx, s.principal.TeamID, *s.req.Audit, store.PageArgs{Limit: 100, After: &from})
+		events, err := h.store.EventsAfter(ctx, s.principal.TeamID, from, readPage)
 		if err != nil {
 			return from, err
 		}
-		for i := range page.Items {
-			e := &page.Items[i]
+		for i := range events {
+			e := &events[i]
 			if bytes.Compare(e.ID[:], through[:]) > 0 {
 				return through, nil
 			}
-			if !send(Event{Audit: e}) {
+			from = e.ID
+			if changesKeys(e.Action) && s.about(e) {
+				fresh, err := auth.Refresh(ctx, h.store, s.principal)
+				h.mu.Lock()
+				h.rule(s, fresh, err)
+				ended := s.ended
+				h.mu.Unlock()
+				if ended {
+					return from, context.Canceled
+				}
+			}
+			if s.req.Audit.Matches(e) && !send(Event{Audit: e}) {
 				return from, ctx.Err()
 			}
-			from = e.ID
 		}
-		if !page.HasNext {
+		if len(events) < readPage {
 			break
 		}
 	}
 	return through, nil
+}
+
+// about tells whether an event is about the subscriber's key or its owner.
+func (s *subscription) about(e *store.AuditEvent) bool {
+	p := s.principal
+	return e.TargetID != nil && (*e.TargetID == ids.Encode(ids.APIKey, p.KeyID) ||
+		p.OwnerID != nil && *e.TargetID == ids.Encode(ids.Member, *p.OwnerID))
 }
 
 // end ends a subscription once, with why.
@@ -203,6 +254,11 @@ func (h *Hub) endLocked(s *subscription, why error) {
 	if errors.Is(why, context.Canceled) {
 		s.err = nil
 	}
+	if s.err != nil {
+		// Events waiting in the buffer were meant for the key as it was.
+		s.drain()
+	}
+	delete(h.all, s)
 	h.total--
 	if h.perKey[s.principal.KeyID]--; h.perKey[s.principal.KeyID] <= 0 {
 		delete(h.perKey, s.principal.KeyID)
