@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -428,5 +429,37 @@ func TestLiveWithoutNotify(t *testing.T) {
 	id := a.ok(a.admin, liveCreateDevice, map[string]any{"name": "polled"}).str("createDevice.device.id")
 	if got := s.event(t, 2*time.Second).str("auditEvents.node.targetId"); got != id {
 		t.Fatalf("event about %s, want %s", got, id)
+	}
+}
+
+// TestLiveOutlastsTheReadTimeout: an event stream lives past the server's
+// ReadTimeout, which bounds reading a request, not answering it.
+func TestLiveOutlastsTheReadTimeout(t *testing.T) {
+	e := newEnv(t, db.SQLite)
+	srv := httptest.NewUnstartedServer(e.app.Handler)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(e.app.Live.Close) // before srv.Close: cleanups run last first
+	short := *e
+	short.srv = srv
+	s := short.subscribeSSE(t, e.admin, liveAudit, nil)
+	time.Sleep(time.Second)
+	id := e.ok(e.admin, liveCreateDevice, map[string]any{"name": "late"}).str("createDevice.device.id")
+	if got := s.event(t, 2*time.Second).str("auditEvents.node.targetId"); got != id {
+		t.Fatalf("event about %s, want %s", got, id)
+	}
+}
+
+// TestSubscriptionByPlainPost: a subscription sent as an ordinary POST is
+// refused, rather than held open until its first event.
+func TestSubscriptionByPlainPost(t *testing.T) {
+	e := newEnv(t, db.SQLite)
+	r := e.gql(e.admin, liveAudit, nil)
+	if r.Status != http.StatusBadRequest || len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "text/event-stream") {
+		t.Fatalf("a subscription by plain POST answered %d: %s", r.Status, r.Raw)
+	}
+	if active, _ := e.app.Live.Subscriptions(); active != 0 {
+		t.Fatalf("%d subscriptions open after a refused POST", active)
 	}
 }

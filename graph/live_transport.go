@@ -264,10 +264,6 @@ func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	// The server's read deadline is for reading a request; once the body
-	// is in, it would end the stream (net/http cancels a request whose
-	// connection's read fails), so it is lifted.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	r = r.WithContext(context.WithValue(r.Context(), streamedKey{}, false))
 	t.sse.Do(deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: t.timeout}, r, exec)
 }
