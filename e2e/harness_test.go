@@ -173,14 +173,8 @@ func (e *env) do(t testing.TB, req *http.Request) *response {
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	out := &response{Status: res.StatusCode, Header: res.Header, Raw: raw}
-	var decoded struct {
-		Data   map[string]any `json:"data"`
-		Errors []gqlError     `json:"errors"`
-	}
-	if json.Unmarshal(raw, &decoded) == nil {
-		out.Data, out.Errors = decoded.Data, decoded.Errors
-	}
+	out := decodeResponse(raw)
+	out.Status, out.Header = res.StatusCode, res.Header
 	return out
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -190,4 +192,17 @@ func (k *keyplane) leaks(text string) []string {
 		}
 	}
 	return found
+}
+
+// decodeStrict reads one JSON value of T, refusing any field T does not
+// have: what the page is sent must be what it uses, and no more.
+func decodeStrict[T any](t *testing.T, data []byte) T {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var v T
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", data, err)
+	}
+	return v
 }

@@ -178,13 +178,7 @@ func (es *eventStream) waitLive(t *testing.T, live bool) {
 // the page does not use.
 func decodeChange(t *testing.T, data []byte) changeView {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var c changeView
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("decode %s: %v", data, err)
-	}
-	return c
+	return decodeStrict[changeView](t, data)
 }
 
 // changeOf matches the change of a device by name and status.

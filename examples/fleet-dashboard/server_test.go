@@ -48,13 +48,7 @@ func startDashboard(t *testing.T, kp *client.Client, opts options) (*httptest.Se
 // does not use.
 func decodeFleet(t *testing.T, body []byte) fleetView {
 	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var view fleetView
-	if err := dec.Decode(&view); err != nil {
-		t.Fatalf("decode %s: %v", body, err)
-	}
-	return view
+	return decodeStrict[fleetView](t, body)
 }
 
 // TestFleet reads a seeded fleet through the example, with a key that holds

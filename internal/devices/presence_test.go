@@ -1,7 +1,6 @@
 package devices_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/keyplane/keyplane/internal/ids"
 	"github.com/keyplane/keyplane/internal/store"
 	"github.com/keyplane/keyplane/internal/testdb"
+	"github.com/keyplane/keyplane/internal/testlog"
 )
 
 // quiet is a logger for sweepers whose logs no test reads.
@@ -154,7 +154,7 @@ func TestPresenceRecordsEachTransitionOnce(t *testing.T) {
 func TestFlappingDeviceRecordsNothing(t *testing.T) {
 	domaintest.Each(t, func(t *testing.T, fx *domaintest.Fixture) {
 		const window = 900 * time.Millisecond
-		var logs syncBuffer
+		var logs testlog.Buffer
 		sweeper := devices.NewSweeper(fx.Store, window, 20*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
 		ctx, stop := context.WithCancel(t.Context())
 		done := make(chan struct{})
@@ -183,25 +183,6 @@ func TestFlappingDeviceRecordsNothing(t *testing.T) {
 			t.Fatalf("the sweeper logged errors:\n%s", logs.String())
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer that a sweeper's goroutine can write while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestSweepLeavesAlone what must never be recorded OFFLINE: a revoked
@@ -301,7 +282,7 @@ func TestPresenceExactlyOnceAcrossReplicas(t *testing.T) {
 
 	const window = 300 * time.Millisecond
 	replicas := []*devices.Service{devices.NewService(fx.Store, window), devices.NewService(second, window)}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, stop := context.WithCancel(t.Context())
 	var sweepers sync.WaitGroup
