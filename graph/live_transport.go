@@ -22,6 +22,7 @@ import (
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/live"
 	"github.com/keyplane/keyplane/internal/requestid"
+	"github.com/keyplane/keyplane/internal/stack"
 )
 
 // LiveOptions tune the live transports.
@@ -107,8 +108,9 @@ func (i initWebsocket) init(ctx context.Context, payload transport.InitPayload) 
 		if !ok || !strings.EqualFold(scheme, "Bearer") || gate == nil {
 			return i.refuse(ctx, apperr.New(apperr.Unauthenticated, `the Authorization value must read "Bearer <key>"`))
 		}
+		// Off the connection's goroutine, which lives as long as it does.
 		var err error
-		if p, err = gate.Authenticate(ctx, strings.TrimSpace(token)); err != nil {
+		if p, err = stack.Shallow(func() (*auth.Principal, error) { return gate.Authenticate(ctx, strings.TrimSpace(token)) }); err != nil {
 			return i.refuse(ctx, err)
 		}
 	}

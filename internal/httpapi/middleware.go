@@ -24,6 +24,7 @@ import (
 	"github.com/keyplane/keyplane/internal/ratelimit"
 	"github.com/keyplane/keyplane/internal/reqlog"
 	"github.com/keyplane/keyplane/internal/requestid"
+	"github.com/keyplane/keyplane/internal/stack"
 )
 
 // withRequestID adopts a well-formed X-Request-Id or makes one, and echoes it.
@@ -214,7 +215,13 @@ func authenticate(a Authenticator, limits Limits, log *slog.Logger, m *metrics) 
 					return
 				}
 			}
-			p, err := a.Authenticate(ctx, token, client)
+			var p *auth.Principal
+			var err error
+			if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+				p, err = authenticateShallow(ctx, a, token, client)
+			} else {
+				p, err = a.Authenticate(ctx, token, client)
+			}
 			var failure *auth.Failure
 			switch {
 			case errors.As(err, &failure):
@@ -305,6 +312,12 @@ func retryIn(wait time.Duration, message string) error {
 
 // retrySeconds is a wait in whole seconds, at least one.
 func retrySeconds(wait time.Duration) int { return max(int((wait+time.Second-1)/time.Second), 1) }
+
+// authenticateShallow authenticates off the calling goroutine: an event
+// stream's lives as long as the stream, and keeps a small stack so.
+func authenticateShallow(ctx context.Context, a Authenticator, token string, client auth.Client) (*auth.Principal, error) {
+	return stack.Shallow(func() (*auth.Principal, error) { return a.Authenticate(ctx, token, client) })
+}
 
 // principalKey names a credential's bucket; a key keeps it across rotations.
 func principalKey(p *auth.Principal) string {

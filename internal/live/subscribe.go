@@ -11,6 +11,7 @@ import (
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/ids"
+	"github.com/keyplane/keyplane/internal/stack"
 	"github.com/keyplane/keyplane/internal/store"
 )
 
@@ -69,14 +70,24 @@ func Subscribe[T any](ctx context.Context, h *Hub, req Request, conv func(Event)
 	// key that commits before it is seen by the read of the key, and one
 	// after it is among the events the stream reads, each of which is
 	// checked (changesKeys).
-	start, err := h.store.LastEvent(ctx, req.Principal.TeamID)
+	// Both reads run off this goroutine, which lives as long as the stream
+	// (stack.Shallow).
+	type begun struct {
+		start uuid.UUID
+		p     *auth.Principal
+	}
+	b, err := stack.Shallow(func() (begun, error) {
+		start, err := h.store.LastEvent(ctx, req.Principal.TeamID)
+		if err != nil {
+			return begun{}, err
+		}
+		p, err := auth.Refresh(ctx, h.store, req.Principal)
+		return begun{start, p}, err
+	})
 	if err != nil {
 		return nil, Stream{}, err
 	}
-	p, err := auth.Refresh(ctx, h.store, req.Principal)
-	if err != nil {
-		return nil, Stream{}, err
-	}
+	start, p := b.start, b.p
 	if !p.Admits(req.Client) {
 		return nil, Stream{}, &apperr.Error{Code: apperr.Unauthenticated, Reason: string(auth.ReasonIPNotAllowed), Message: "this key does not admit this address"}
 	}
