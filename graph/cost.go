@@ -1,6 +1,14 @@
 package graph
 
 import (
+	"context"
+
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
 	"github.com/keyplane/keyplane/graph/generated"
 	"github.com/keyplane/keyplane/graph/model"
 	"github.com/keyplane/keyplane/internal/scope"
@@ -58,4 +66,47 @@ func setCosts(c *generated.ComplexityRoot) {
 	c.Query.Nodes = func(child int, ids []string) int {
 		return len(ids) * (1 + child)
 	}
+}
+
+// costLimit refuses, before execution, an operation that costs more than
+// limit, as gqlgen's FixedComplexityLimit does, and remembers the cost of
+// an operation sent without variables: it costs the same every time, so the
+// hot path's queries, which carry their page size inline, are measured
+// once, not on every request.
+type costLimit struct {
+	limit int
+	es    graphql.ExecutableSchema
+	known graphql.Cache[int]
+}
+
+func newCostLimit(limit, size int) *costLimit {
+	return &costLimit{limit: limit, known: lru.New[int](size)}
+}
+
+func (c *costLimit) ExtensionName() string { return "CostLimit" }
+
+func (c *costLimit) Validate(es graphql.ExecutableSchema) error {
+	c.es = es
+	return nil
+}
+
+func (c *costLimit) MutateOperationContext(ctx context.Context, rc *graphql.OperationContext) *gqlerror.Error {
+	op := rc.Doc.Operations.ForName(rc.OperationName)
+	cost, cached := 0, false
+	key := rc.OperationName + "\x00" + rc.RawQuery
+	if len(rc.Variables) == 0 {
+		cost, cached = c.known.Get(ctx, key)
+	}
+	if !cached {
+		cost = complexity.Calculate(ctx, c.es, op, rc.Variables, complexity.WithFixedScalarValue(0))
+		if len(rc.Variables) == 0 {
+			c.known.Add(ctx, key, cost)
+		}
+	}
+	if cost > c.limit {
+		err := gqlerror.Errorf("operation has complexity %d, which exceeds the limit of %d", cost, c.limit)
+		errcode.Set(err, "COMPLEXITY_LIMIT_EXCEEDED")
+		return err
+	}
+	return nil
 }

@@ -88,3 +88,25 @@ func TestScalarListsCountTowardsCost(t *testing.T) {
 		t.Errorf("24 pages of tags: %s", a.raw)
 	}
 }
+
+// TestCostIsRememberedOnlyWithoutVariables: a document sent again is
+// refused again, from the remembered cost; one whose page size comes in its
+// variables is measured each time, so a cheap first request does not let
+// an expensive second one through.
+func TestCostIsRememberedOnlyWithoutVariables(t *testing.T) {
+	h := newTestHandler(t, true)
+	ctx := context.Background()
+	costly := `{ team { devices(first: 100) { nodes { id } } apiKeys(first: 100) { nodes { id } } members(first: 100) { nodes { id apiKeys(first: 100) { nodes { id } } } } } }`
+	for range 2 {
+		if a := post(ctx, t, h, costly, nil); a.code() != "QUERY_TOO_COMPLEX" {
+			t.Fatalf("an operation over the cost limit answered %s: %s", a.code(), a.raw)
+		}
+	}
+	byVariables := `query($n: Int) { team { members(first: $n) { nodes { id apiKeys(first: $n) { nodes { id } } } } } }`
+	if a := post(ctx, t, h, byVariables, map[string]any{"n": 1}); a.code() == "QUERY_TOO_COMPLEX" {
+		t.Fatalf("a cheap operation was refused: %s", a.raw)
+	}
+	if a := post(ctx, t, h, byVariables, map[string]any{"n": 100}); a.code() != "QUERY_TOO_COMPLEX" {
+		t.Fatalf("the same document with a costly page size answered %s: %s", a.code(), a.raw)
+	}
+}

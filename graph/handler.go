@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -84,7 +83,7 @@ func NewHandler(s *store.Store, o Options) *handler.Server {
 	// Persisted queries first, so the limits measure the query they name.
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
 	srv.Use(newQueryLimits(o, queryCacheSize))
-	srv.Use(extension.FixedComplexityLimit(o.MaxCost, complexity.WithFixedScalarValue(0)))
+	srv.Use(newCostLimit(o.MaxCost, queryCacheSize))
 	srv.SetErrorPresenter(presenter)
 	srv.SetRecoverFunc(Recover(o.Logger))
 	srv.AroundOperations(withRowCache)

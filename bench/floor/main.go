@@ -15,13 +15,15 @@
 // missing or bad credential is 401 before gqlgen runs, as in the baseline.
 //
 // Settings: DATABASE_URL (required, postgres://…) and FLOOR_ADDR
-// (default 127.0.0.1:8091). GOGC, when set, wins over 400.
+// (default 127.0.0.1:8091); FLOOR_PPROF_ADDR serves Go's profiler there.
+// GOGC, when set, wins over 400.
 package main
 
 import (
 	"context"
 	"log"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -92,9 +94,15 @@ func main() {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	errs := make(chan error, 1)
+	errs := make(chan error, 2)
 	go func() { errs <- srv.ListenAndServe() }()
 	log.Printf("floor: serving on %s", addr)
+	if pprofAddr := os.Getenv("FLOOR_PPROF_ADDR"); pprofAddr != "" {
+		// Go's profiler, to compare with Keyplane's (KEYPLANE_PPROF_ADDR)
+		// under the same load; keep it on loopback.
+		profiler := &http.Server{Addr: pprofAddr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { errs <- profiler.ListenAndServe() }()
+	}
 	select {
 	case err := <-errs:
 		log.Fatalf("floor: %v", err)

@@ -251,22 +251,26 @@ func find[T any](s *Store, q *gorm.DB, columns []string, size int) ([]T, error) 
 
 // scanRows reads and closes cursor, whose columns are those of set; *T must
 // be scanned. size is how many rows to make room for.
+//
+// Each row is scanned into one value and copied out: the targets are made
+// once, not per row. A column left out is never scanned, so it stays zero;
+// what a scan allocates (a string, a *time.Time) is the row's own.
 func scanRows[T any](cursor rows, set uint64, size int) ([]T, error) {
 	defer cursor.Close()
 	out := make([]T, 0, size)
-	var targets []any
-	for cursor.Next() {
-		out = append(out, *new(T))
-		all := any(&out[len(out)-1]).(scanned).fields()
-		targets = targets[:0]
-		for i, f := range all {
-			if set&(1<<i) != 0 {
-				targets = append(targets, f)
-			}
+	var row T
+	all := any(&row).(scanned).fields()
+	targets := all[:0]
+	for i, f := range all {
+		if set&(1<<i) != 0 {
+			targets = append(targets, f)
 		}
+	}
+	for cursor.Next() {
 		if err := cursor.Scan(targets...); err != nil {
 			return nil, err
 		}
+		out = append(out, row)
 	}
 	return out, cursor.Err()
 }
