@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/keyplane/keyplane/db"
+	"github.com/keyplane/keyplane/internal/testdb"
 )
 
 func TestParse(t *testing.T) {
@@ -97,5 +101,35 @@ func TestSQLiteSettings(t *testing.T) {
 	}
 	if again, err := db.Migrate(ctx, d); err != nil || again != 0 {
 		t.Fatalf("second Migrate applied %d: %v", again, err)
+	}
+}
+
+// TestPoolSizeFollowsCoresAndTheURL: the PostgreSQL pool defaults to four
+// connections per core, between 4 and 20, and pool_max_conns in the URL
+// sets another.
+func TestPoolSizeFollowsCoresAndTheURL(t *testing.T) {
+	if got, want := db.PoolSize(), min(max(4*runtime.GOMAXPROCS(0), 4), 20); got != want {
+		t.Fatalf("PoolSize() = %d, want %d", got, want)
+	}
+	if !slices.Contains(testdb.Dialects(t), db.Postgres) {
+		t.Skip("PostgreSQL does not answer")
+	}
+	url := testdb.EmptyPostgresURL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct {
+		url  string
+		want int32
+	}{{url, int32(db.PoolSize())}, {url + sep + "pool_max_conns=3", 3}} {
+		d, err := db.Open(t.Context(), tc.url, db.Pool{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Pgx.Config().MaxConns; got != tc.want {
+			t.Errorf("%s: pool of %d, want %d", tc.url, got, tc.want)
+		}
+		_ = d.Close()
 	}
 }

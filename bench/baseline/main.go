@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyplane/keyplane/bench/internal/keycheck"
+	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/graph/model"
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/ids"
@@ -45,8 +46,6 @@ const (
 	// pageSize is first: 20; the queries read one row more (LIMIT 21) to
 	// learn whether another page follows, as Keyplane's keyset pages do.
 	pageSize = 20
-	// poolSize matches Keyplane's PostgreSQL pool (db.Open: 20 open, 20 idle).
-	poolSize = 20
 )
 
 func main() {
@@ -65,7 +64,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("baseline: DATABASE_URL: %v", err)
 	}
-	cfg.MaxConns = poolSize
+	cfg.MaxConns = int32(db.PoolSize()) // Keyplane's default pool
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		log.Fatalf("baseline: %v", err)

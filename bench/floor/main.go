@@ -38,14 +38,13 @@ import (
 
 	"github.com/keyplane/keyplane/bench/floor/generated"
 	"github.com/keyplane/keyplane/bench/internal/keycheck"
+	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/config"
 )
 
 const (
 	// maxBody is Keyplane's default body limit.
 	maxBody = config.DefaultMaxBodyBytes
-	// poolSize matches Keyplane's PostgreSQL pool and the baseline's.
-	poolSize = 20
 	// queryCacheSize is Keyplane's: parsed and validated documents kept.
 	queryCacheSize = 1000
 )
@@ -69,7 +68,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("floor: DATABASE_URL: %v", err)
 	}
-	cfg.MaxConns = poolSize
+	cfg.MaxConns = int32(db.PoolSize()) // Keyplane's default pool
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		log.Fatalf("floor: %v", err)
