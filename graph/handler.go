@@ -63,7 +63,7 @@ func NewHandler(s *store.Store, o Options) *handler.Server {
 	r := responder{maxResponse: o.MaxResponseBytes, maxTokens: o.MaxTokens, ops: newOperations(es.Schema(), o.Registerer)}
 	if o.Live != nil {
 		// Before POST, which would take an event-stream request.
-		srv.AddTransport(websocketTransport(o.Stream, o.Live, o.Logger))
+		srv.AddTransport(websocketTransport(o.Stream, o.Live))
 		srv.AddTransport(newSSETransport(o.Stream, r))
 	}
 	srv.AddTransport(getTransport{r})

@@ -3,10 +3,7 @@ package graph
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -21,7 +18,6 @@ import (
 	"github.com/keyplane/keyplane/internal/apperr"
 	"github.com/keyplane/keyplane/internal/auth"
 	"github.com/keyplane/keyplane/internal/live"
-	"github.com/keyplane/keyplane/internal/requestid"
 	"github.com/keyplane/keyplane/internal/stack"
 )
 
@@ -69,9 +65,9 @@ func onlySubscriptions(ctx context.Context, next graphql.OperationHandler) graph
 // fetch: Keyplane sets no cookie and reads no ambient credential (no
 // cookie, no HTTP authentication, no client certificate), so a socket
 // opened cross-site carries no power until its page sends a key it holds.
-func websocketTransport(o LiveOptions, hub *live.Hub, log *slog.Logger) websocketOrigin {
+func websocketTransport(o LiveOptions, hub *live.Hub) websocketOrigin {
 	limit := o.MaxMessageBytes
-	init := initWebsocket{hub: hub, log: log}
+	init := initWebsocket{hub: hub}
 	return websocketOrigin{origins: o.Origins, Websocket: transport.Websocket{
 		Implementation: timedWebsocket{
 			// The origin is checked before (websocketOrigin).
@@ -93,7 +89,6 @@ func websocketTransport(o LiveOptions, hub *live.Hub, log *slog.Logger) websocke
 // past its key's limit of connections (live.Hub.Connect).
 type initWebsocket struct {
 	hub *live.Hub
-	log *slog.Logger
 }
 
 // releaseKey holds, in a connection's context, what gives its place back.
@@ -133,15 +128,10 @@ func (initWebsocket) closed(ctx context.Context, _ int) {
 }
 
 // refuse closes the connection with 4403, graphql-transport-ws's
-// "Forbidden", and the refusal's message; a fault of the server says no
-// more than that to the client, and all of it to the log.
-func (i initWebsocket) refuse(ctx context.Context, err error) (context.Context, *transport.InitPayload, error) {
-	var ae *apperr.Error
-	if !errors.As(err, &ae) {
-		id := requestid.From(ctx)
-		i.log.ErrorContext(ctx, "websocket connection_init", "request_id", id, "err", err)
-		err = fmt.Errorf("internal error; quote request id %s to the operator", id)
-	}
+// "Forbidden", and the refusal's message. The gate and the hub refuse with
+// coded errors only; a fault of the server was logged by the gate, and its
+// message says no more than a request id.
+func (initWebsocket) refuse(ctx context.Context, err error) (context.Context, *transport.InitPayload, error) {
 	return transport.WithWebsocketCloseCode(ctx, 4403), nil, err
 }
 

@@ -187,76 +187,41 @@ func limitAnonymous(limiter ratelimit.Limiter, log *slog.Logger, m *metrics) fun
 // authenticate turns the request's credential into a principal. A request
 // without one runs unauthenticated (guarded fields refuse it); a credential
 // that does not authenticate stops here with 401, before anything executes.
-// Before the database is asked anything, an address that failed too often
-// is refused with 429, and so is a credential whose bucket is empty: its
-// id is read from the token, and the bucket only peeked at, since anyone
-// can write a token with someone else's id. The bucket is spent once the
-// credential authenticated; a forged one is charged to its address.
+// The checks are the gate's (check), which a WebSocket's connection_init
+// passes through too.
 func authenticate(a Authenticator, limits Limits, log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
 			client := auth.ClientFrom(ctx)
-			guard := failureGuard{limiter: limits.Failures, key: "fail:" + netaddr.Budget(client.IP), log: log, refused: m.refusedFailures}
-			ctx = auth.WithGuard(ctx, guard)
-			ctx = auth.WithGate(ctx, gate{a: a, limits: limits, guard: guard, log: log, m: m, client: client})
+			g := &gate{a: a, limits: limits, log: log, m: m, client: client,
+				guard: failureGuard{limiter: limits.Failures, key: "fail:" + netaddr.Budget(client.IP), log: log, refused: m.refusedFailures}}
+			ctx = auth.WithGate(auth.WithGuard(ctx, g.guard), g)
 			token, presented := credentialOf(r)
 			if !presented {
 				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
-			if wait, blocked := guard.Blocked(ctx); blocked {
-				tooMany(w, r, wait, "too many failed credentials from this address")
+			// An event stream's goroutine lives as long as the stream: the
+			// lookup runs off it, so that it keeps a small stack.
+			p, no := g.check(ctx, token, strings.Contains(r.Header.Get("Accept"), "text/event-stream"))
+			if no != nil {
+				no.write(w, r)
 				return
-			}
-			if claim, ok := auth.ClaimOf(token); ok && limits.Requests != nil {
-				d, err := limits.Requests.Peek(ctx, bucket(claim.Kind, claim.ID))
-				if refused(w, r, log, m.refusedRequests, d, err, "this credential is over its request rate") {
-					return
-				}
-			}
-			var p *auth.Principal
-			var err error
-			if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-				p, err = authenticateShallow(ctx, a, token, client)
-			} else {
-				p, err = a.Authenticate(ctx, token, client)
-			}
-			var failure *auth.Failure
-			switch {
-			case errors.As(err, &failure):
-				guard.Failed(ctx)
-				m.authFailure(failure.Reason).Inc()
-				if entry := reqlog.From(ctx); entry != nil {
-					entry.Reason = string(failure.Reason)
-				}
-				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-				writeError(w, r, http.StatusUnauthorized, string(apperr.Unauthenticated), failure.Error(), map[string]any{"reason": string(failure.Reason)})
-				return
-			case err != nil:
-				id := requestid.From(ctx)
-				log.ErrorContext(ctx, "authenticate", "request_id", id, "err", err)
-				writeError(w, r, http.StatusInternalServerError, string(apperr.Internal), "internal error; quote request id "+id+" to the operator", map[string]any{"requestId": id})
-				return
-			}
-			if entry := reqlog.From(ctx); entry != nil {
-				entry.Principal = p
-			}
-			if limits.Requests != nil {
-				d, err := limits.Requests.Take(ctx, principalKey(p))
-				if refused(w, r, log, m.refusedRequests, d, err, "this credential is over its request rate") {
-					return
-				}
 			}
 			next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(ctx, p)))
 		})
 	}
 }
 
-// gate checks a credential presented inside a connection, as a WebSocket's
-// connection_init carries it, as authenticate checks a header's. Its
-// errors carry the codes a client acts on: UNAUTHENTICATED with the reason,
-// RATE_LIMITED with when to retry.
+// gate admits a credential, for a request's header (authenticate) and for
+// one presented inside a connection, as a WebSocket's connection_init
+// carries it (auth.Gate). Before the database is asked anything, an
+// address that failed too often is refused, and so is a credential whose
+// bucket is empty: its id is read from the token, and the bucket only
+// peeked at, since anyone can write a token with someone else's id. The
+// bucket is spent once the credential authenticated; a forged one is
+// charged to its address.
 type gate struct {
 	a      Authenticator
 	limits Limits
@@ -266,48 +231,107 @@ type gate struct {
 	client auth.Client
 }
 
-func (g gate) Authenticate(ctx context.Context, token string) (*auth.Principal, error) {
+// check admits token, or says why not. shallow runs the lookup off the
+// calling goroutine (stack.Shallow).
+func (g *gate) check(ctx context.Context, token string, shallow bool) (*auth.Principal, *refusal) {
 	if wait, blocked := g.guard.Blocked(ctx); blocked {
-		return nil, retryIn(wait, "too many failed credentials from this address")
+		return nil, &refusal{status: http.StatusTooManyRequests, wait: wait, message: "too many failed credentials from this address"}
 	}
 	if claim, ok := auth.ClaimOf(token); ok && g.limits.Requests != nil {
-		if d, err := g.limits.Requests.Peek(ctx, bucket(claim.Kind, claim.ID)); err == nil && !d.Allowed {
-			g.m.refusedRequests.Inc()
-			return nil, retryIn(d.RetryAfter, "this credential is over its request rate")
+		d, err := g.limits.Requests.Peek(ctx, bucket(claim.Kind, claim.ID))
+		if no := overRate(ctx, g.log, g.m.refusedRequests, d, err, "this credential is over its request rate"); no != nil {
+			return nil, no
 		}
 	}
-	p, err := g.a.Authenticate(ctx, token, g.client)
+	var p *auth.Principal
+	var err error
+	if shallow {
+		p, err = authenticateShallow(ctx, g.a, token, g.client)
+	} else {
+		p, err = g.a.Authenticate(ctx, token, g.client)
+	}
+	entry := reqlog.From(ctx)
 	var failure *auth.Failure
 	switch {
 	case errors.As(err, &failure):
 		g.guard.Failed(ctx)
 		g.m.authFailure(failure.Reason).Inc()
-		return nil, &apperr.Error{Code: apperr.Unauthenticated, Reason: string(failure.Reason), Message: failure.Error()}
+		if entry != nil {
+			entry.Reason = string(failure.Reason)
+		}
+		return nil, &refusal{status: http.StatusUnauthorized, reason: string(failure.Reason), message: failure.Error()}
 	case err != nil:
-		return nil, err
+		id := requestid.From(ctx)
+		g.log.ErrorContext(ctx, "authenticate", "request_id", id, "err", err)
+		return nil, &refusal{status: http.StatusInternalServerError, requestID: id, message: "internal error; quote request id " + id + " to the operator"}
 	}
-	return p, g.Charge(ctx, p)
+	if entry != nil {
+		entry.Principal = p
+	}
+	return p, g.take(ctx, p)
 }
 
-func (g gate) Charge(ctx context.Context, p *auth.Principal) error {
-	if g.limits.Requests == nil || p == nil {
+// take spends a token of the credential's request bucket.
+func (g *gate) take(ctx context.Context, p *auth.Principal) *refusal {
+	if g.limits.Requests == nil {
 		return nil
 	}
 	d, err := g.limits.Requests.Take(ctx, principalKey(p))
-	if err != nil {
-		g.log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
+	return overRate(ctx, g.log, g.m.refusedRequests, d, err, "this credential is over its request rate")
+}
+
+func (g *gate) Authenticate(ctx context.Context, token string) (*auth.Principal, error) {
+	p, no := g.check(ctx, token, true)
+	if no != nil {
+		return nil, no.err()
+	}
+	return p, nil
+}
+
+func (g *gate) Charge(ctx context.Context, p *auth.Principal) error {
+	if p == nil {
 		return nil
 	}
-	if !d.Allowed {
-		g.m.refusedRequests.Inc()
-		return retryIn(d.RetryAfter, "this credential is over its request rate")
+	if no := g.take(ctx, p); no != nil {
+		return no.err()
 	}
 	return nil
 }
 
-// retryIn is tooMany's refusal as an error, for a connection's operations.
-func retryIn(wait time.Duration, message string) error {
-	return apperr.New(apperr.RateLimited, "%s; retry in %d s", message, retrySeconds(wait))
+// refusal is why a credential or a request was not admitted: answered by
+// HTTP with its status (write), or reported by a connection's operations
+// as an error with the same code and message (err).
+type refusal struct {
+	status    int
+	wait      time.Duration // 429: when to retry
+	reason    string        // 401: why the credential failed
+	requestID string        // 500
+	message   string
+}
+
+func (no *refusal) write(w http.ResponseWriter, r *http.Request) {
+	switch no.status {
+	case http.StatusTooManyRequests:
+		seconds := retrySeconds(no.wait)
+		w.Header().Set("Retry-After", strconv.Itoa(seconds))
+		writeError(w, r, no.status, string(apperr.RateLimited), fmt.Sprintf("%s; retry in %d s", no.message, seconds), map[string]any{"retryAfter": seconds})
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeError(w, r, no.status, string(apperr.Unauthenticated), no.message, map[string]any{"reason": no.reason})
+	default:
+		writeError(w, r, http.StatusInternalServerError, string(apperr.Internal), no.message, map[string]any{"requestId": no.requestID})
+	}
+}
+
+func (no *refusal) err() error {
+	switch no.status {
+	case http.StatusTooManyRequests:
+		return apperr.New(apperr.RateLimited, "%s; retry in %d s", no.message, retrySeconds(no.wait))
+	case http.StatusUnauthorized:
+		return &apperr.Error{Code: apperr.Unauthenticated, Reason: no.reason, Message: no.message}
+	default:
+		return &apperr.Error{Code: apperr.Internal, Message: no.message}
+	}
 }
 
 // retrySeconds is a wait in whole seconds, at least one.
@@ -371,26 +395,28 @@ func (g failureGuard) Failed(ctx context.Context) {
 }
 
 // refused answers 429 and reports true when a limiter's decision refuses
-// the request. A limiter that could not decide lets it through, and says so
-// in the log: a rate limit must not take the control plane down.
+// the request (overRate).
 func refused(w http.ResponseWriter, r *http.Request, log *slog.Logger, counter prometheus.Counter, d ratelimit.Decision, err error, message string) bool {
-	if err != nil {
-		log.WarnContext(r.Context(), "rate limit unavailable; letting the request through", "err", err)
-		return false
+	no := overRate(r.Context(), log, counter, d, err, message)
+	if no != nil {
+		no.write(w, r)
 	}
-	if d.Allowed {
-		return false
-	}
-	counter.Inc()
-	tooMany(w, r, d.RetryAfter, message)
-	return true
+	return no != nil
 }
 
-// tooMany answers 429 with a Retry-After in whole seconds, at least one.
-func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, message string) {
-	seconds := retrySeconds(wait)
-	w.Header().Set("Retry-After", strconv.Itoa(seconds))
-	writeError(w, r, http.StatusTooManyRequests, string(apperr.RateLimited), fmt.Sprintf("%s; retry in %d s", message, seconds), map[string]any{"retryAfter": seconds})
+// overRate is the refusal a limiter's decision makes, counted in counter,
+// or nil. A limiter that could not decide lets the request through, and
+// says so in the log: a rate limit must not take the control plane down.
+func overRate(ctx context.Context, log *slog.Logger, counter prometheus.Counter, d ratelimit.Decision, err error, message string) *refusal {
+	if err != nil {
+		log.WarnContext(ctx, "rate limit unavailable; letting the request through", "err", err)
+		return nil
+	}
+	if d.Allowed {
+		return nil
+	}
+	counter.Inc()
+	return &refusal{status: http.StatusTooManyRequests, wait: d.RetryAfter, message: message}
 }
 
 // credentialOf reads Authorization: Bearer <credential>, or X-API-Key. A
