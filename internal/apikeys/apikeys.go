@@ -324,9 +324,6 @@ func (s *Service) Rotate(ctx context.Context, actor *auth.Principal, id uuid.UUI
 func (s *Service) Revoke(ctx context.Context, actor *auth.Principal, id uuid.UUID) (*store.APIKey, error) {
 	return audit.Change(ctx, s.store, actor, audit.APIKeyRevoke, ids.Encode(ids.APIKey, id),
 		func(tx *store.Store, actor *auth.Principal) (bool, error) {
-			if err := tx.LockTeam(ctx, actor.TeamID); err != nil {
-				return false, err
-			}
 			if _, err := managed(ctx, tx, actor, id, effective); err != nil {
 				return false, err
 			}

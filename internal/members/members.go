@@ -174,13 +174,11 @@ func (s *Service) managed(ctx context.Context, tx *store.Store, actor *auth.Prin
 	return m, actor.GrantRoles(roles...)
 }
 
-// change applies a change to a member inside tx with the team locked, then
-// holds the team to its rules: an owner stays if there was one, and a key
-// able to manage keys stays. It records the change's audit event.
+// change applies a change to a member inside tx, with the team locked by
+// auth.InTx, then holds the team to its rules: an owner stays if there was
+// one, and a key able to manage keys stays. It records the change's audit
+// event.
 func (s *Service) change(ctx context.Context, tx *store.Store, actor *auth.Principal, id uuid.UUID, action string, apply func(now time.Time) error) error {
-	if err := tx.LockTeam(ctx, actor.TeamID); err != nil {
-		return err
-	}
 	owners, err := tx.CountMembersWithRole(ctx, actor.TeamID, string(scope.Owner))
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/gorm"
@@ -37,6 +38,9 @@ type Store struct {
 	committed *[]func()
 	// bell is told which team's audit log grew, once that commits.
 	bell *bell
+	// locked is the team whose lock the transaction holds (LockTeam),
+	// shared by the Stores of one transaction; nil outside one.
+	locked *uuid.UUID
 }
 
 // New wraps an open database.
@@ -68,7 +72,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	}
 	var committed []func()
 	err := s.db.WithContext(txCtx).Transaction(func(gtx *gorm.DB) error {
-		return fn(&Store{db: gtx, dialect: s.dialect, timeout: s.timeout, txCtx: txCtx, committed: &committed, bell: s.bell})
+		return fn(&Store{db: gtx, dialect: s.dialect, timeout: s.timeout, txCtx: txCtx, committed: &committed, bell: s.bell, locked: new(uuid.UUID)})
 	})
 	if err != nil {
 		return err

@@ -58,8 +58,15 @@ func (s *Store) RenameTeam(ctx context.Context, id uuid.UUID, name string, now t
 // FOR UPDATE, two mutations that each inserted an event before locking the
 // team deadlocked.
 func (s *Store) LockTeam(ctx context.Context, id uuid.UUID) error {
+	if s.locked != nil && *s.locked == id {
+		// Held already: a lock is kept to the transaction's end.
+		return nil
+	}
 	var t Team
 	err := s.with(ctx).Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Select("id").Where("id = ?", id).Take(&t).Error
+	if err == nil && s.locked != nil {
+		*s.locked = id
+	}
 	return translate(err, "team")
 }
 
