@@ -355,6 +355,18 @@ func TestAllowlistAddressForms(t *testing.T) {
 				rlWant401(t, tc.name, r, "IP_NOT_ALLOWED")
 			}
 		}
+
+		// The keys a stored mapped entry makes stay within it, read the same
+		// way: 10.1.0.0/16 lies inside ::ffff:10.0.0.0/104, 11.0.0.0/8 not.
+		for _, tc := range []struct {
+			cidr string
+			code string
+		}{{"10.1.0.0/16", ""}, {"11.0.0.0/8", "FORBIDDEN"}} {
+			r := e.gqlWith(legacy, createKey, map[string]any{"in": map[string]any{"name": "derived " + tc.cidr, "allowedCidrs": []string{tc.cidr}}}, rlFrom("10.1.2.3"))
+			if r.code() != tc.code {
+				t.Errorf("a key stored with ::ffff:10.0.0.0/104 minting one for %s: got %q, want %q: %s", tc.cidr, r.code(), tc.code, r.Raw)
+			}
+		}
 	})
 }
 

@@ -87,7 +87,8 @@ func (a *Authenticator) apiKey(ctx context.Context, parsed credential.Parsed, cl
 		return nil, err
 	}
 	now := time.Now()
-	if !secretMatches(parsed, &key.APIKey, now) {
+	hash := parsed.Hash()
+	if !stillLive(key, hash[:], now) {
 		return nil, &Failure{Reason: ReasonInvalid}
 	}
 	switch key.StatusAt(now) {
@@ -102,7 +103,7 @@ func (a *Authenticator) apiKey(ctx context.Context, parsed credential.Parsed, cl
 	if a.usage != nil {
 		a.usage.Touch(store.KeyUsage{KeyID: key.ID, At: store.Now(), IP: client.IP})
 	}
-	return KeyPrincipal(key, parsed.Hash()), nil
+	return KeyPrincipal(key, hash), nil
 }
 
 // KeyPrincipal is the principal of a key that authenticated with the secret
@@ -161,15 +162,6 @@ func (a *Authenticator) device(ctx context.Context, parsed credential.Parsed) (*
 		return nil, &Failure{Reason: ReasonRevoked}
 	}
 	return &Principal{Kind: KindDevice, TeamID: d.TeamID, DeviceID: d.ID, DeviceTokenHash: d.TokenHash}, nil
-}
-
-// secretMatches compares in constant time against the current secret and,
-// during a rotation's grace window, the previous one.
-func secretMatches(p credential.Parsed, key *store.APIKey, now time.Time) bool {
-	if p.Matches(key.SecretHash) {
-		return true
-	}
-	return key.PreviousSecretExpiresAt != nil && now.Before(*key.PreviousSecretExpiresAt) && p.Matches(key.PreviousSecretHash)
 }
 
 // addressAllowed reports whether the client at ip may use a key limited to

@@ -2,13 +2,13 @@ package auth
 
 import (
 	"context"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/keyplane/keyplane/internal/apperr"
+	"github.com/keyplane/keyplane/internal/netaddr"
 	"github.com/keyplane/keyplane/internal/scope"
 )
 
@@ -162,14 +162,16 @@ func bounded(message string) error {
 }
 
 // inside reports whether the network c lies within one of the networks.
+// Both are read by netaddr's rule, as addressAllowed reads them, so that
+// an entry stored before entries were made canonical means the same here.
 func inside(c string, networks []string) bool {
-	inner, err := netip.ParsePrefix(c)
+	inner, err := netaddr.ParsePrefix(c)
 	if err != nil {
 		return false
 	}
 	inner = inner.Masked()
 	for _, n := range networks {
-		outer, err := netip.ParsePrefix(n)
+		outer, err := netaddr.ParsePrefix(n)
 		if err == nil && outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr()) {
 			return true
 		}
