@@ -334,14 +334,19 @@ func TestEveryNodeFieldNeedsItsTypesReadScope(t *testing.T) {
 // @auth asks for the read scope, or the WRITE scope implying it.
 func checkPayload(t *testing.T, schema *ast.Schema, payload, name, need string) {
 	t.Helper()
+	found := false
 	for _, m := range schema.Mutation.Fields {
 		if m.Type.Name() != payload {
 			continue
 		}
+		found = true
 		req := requires(m)
 		if !slices.Contains(req, need) && !slices.Contains(req, writeOf[need]) {
 			t.Errorf("%s is reached through %s, whose @auth %v does not include %s", name, m.Name, req, need)
 		}
+	}
+	if !found {
+		t.Errorf("%s: no mutation returns %s, so nothing was checked", name, payload)
 	}
 }
 

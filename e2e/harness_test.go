@@ -1113,18 +1113,6 @@ func (s *stream) endsWith(t *testing.T, code string, within time.Duration) *resp
 	}
 }
 
-// eachDialect runs a test on SQLite and, when available, PostgreSQL.
-func eachDialect(t *testing.T, test func(t *testing.T, d db.Dialect)) {
-	for _, d := range []db.Dialect{db.SQLite, db.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
-			if d == db.Postgres {
-				requirePostgres(t)
-			}
-			test(t, d)
-		})
-	}
-}
-
 // principalOf authenticates a secret as the HTTP layer would, from 127.0.0.1.
 func (e *env) principalOf(t *testing.T, secret string) *auth.Principal {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 	"github.com/keyplane/keyplane/internal/config"
 	"github.com/keyplane/keyplane/internal/live"
 	"github.com/keyplane/keyplane/internal/store"
+	"github.com/keyplane/keyplane/internal/testdb"
 )
 
 // TestLiveReplayEndsOnRevocation: a subscription still replaying
@@ -25,42 +26,44 @@ import (
 // ends with UNAUTHENTICATED, as a registered one does, and never streams
 // what commits after the revocation.
 func TestLiveReplayEndsOnRevocation(t *testing.T) {
-	eachDialect(t, func(t *testing.T, d db.Dialect) {
-		e := newEnv(t, d, func(c *config.Config) { c.SubscriptionBuffer = 1 })
-		victimID, victim := e.newKey(e.admin, "victim", "AUDIT_READ")
-		backlog := e.createDevices("old", 5)
-		// Another subscriber of the team (any key, here the admin's) keeps
-		// the hub reading the team's log.
-		keeper := e.subscribeWS(t, e.admin, liveAudit, nil)
-		// The victim key's plain subscription: the control, which does end.
-		control := e.subscribeWS(t, victim, liveAudit, nil)
-		time.Sleep(200 * time.Millisecond)
-		ch, st := e.replaying(t, victim, e.cursorOf(backlog[0]))
+	for _, d := range testdb.Dialects(t) {
+		t.Run(string(d), func(t *testing.T) {
+			e := newEnv(t, d, func(c *config.Config) { c.SubscriptionBuffer = 1 })
+			victimID, victim := e.newKey(e.admin, "victim", "AUDIT_READ")
+			backlog := e.createDevices("old", 5)
+			// Another subscriber of the team (any key, here the admin's) keeps
+			// the hub reading the team's log.
+			keeper := e.subscribeWS(t, e.admin, liveAudit, nil)
+			// The victim key's plain subscription: the control, which does end.
+			control := e.subscribeWS(t, victim, liveAudit, nil)
+			time.Sleep(200 * time.Millisecond)
+			ch, st := e.replaying(t, victim, e.cursorOf(backlog[0]))
 
-		e.ok(e.admin, liveRevokeKey, map[string]any{"id": victimID})
-		control.endsWith(t, "UNAUTHENTICATED", 2*time.Second)
-		if status, _ := e.authStatus(victim); status != 401 {
-			t.Fatalf("the revoked key still authenticates: %d", status)
-		}
-		later := e.createDevices("after-revoke", 1)[0]
-		for {
-			if r := keeper.event(t, 2*time.Second); r.str("auditEvents.node.targetId") == later {
-				break
+			e.ok(e.admin, liveRevokeKey, map[string]any{"id": victimID})
+			control.endsWith(t, "UNAUTHENTICATED", 2*time.Second)
+			if status, _ := e.authStatus(victim); status != 401 {
+				t.Fatalf("the revoked key still authenticates: %d", status)
 			}
-		}
+			later := e.createDevices("after-revoke", 1)[0]
+			for {
+				if r := keeper.event(t, 2*time.Second); r.str("auditEvents.node.targetId") == later {
+					break
+				}
+			}
 
-		got, closed := drain(ch, 2*time.Second)
-		for _, ev := range got {
-			if ev.TargetID != nil && *ev.TargetID == later {
-				t.Errorf("a subscription of a revoked key received %s %s, committed after the revocation", ev.Action, *ev.TargetID)
+			got, closed := drain(ch, 2*time.Second)
+			for _, ev := range got {
+				if ev.TargetID != nil && *ev.TargetID == later {
+					t.Errorf("a subscription of a revoked key received %s %s, committed after the revocation", ev.Action, *ev.TargetID)
+				}
 			}
-		}
-		if !closed {
-			t.Errorf("the subscription of the revoked key is still open after %d events", len(got))
-		} else if ae, ok := apperr.As(st.Err()); !ok || ae.Code != apperr.Unauthenticated {
-			t.Errorf("it ended with %v, want UNAUTHENTICATED", st.Err())
-		}
-	})
+			if !closed {
+				t.Errorf("the subscription of the revoked key is still open after %d events", len(got))
+			} else if ae, ok := apperr.As(st.Err()); !ok || ae.Code != apperr.Unauthenticated {
+				t.Errorf("it ended with %v, want UNAUTHENTICATED", st.Err())
+			}
+		})
+	}
 }
 
 // TestLiveCloseEndsReplaying: Hub.Close (the HTTP server's OnShutdown)

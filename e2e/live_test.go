@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/config"
+	"github.com/keyplane/keyplane/internal/testdb"
 )
 
 // The live tests subscribe as a backend does, over both transports, and
@@ -31,14 +32,9 @@ const (
 
 // forEachLive runs a test for each dialect and each transport.
 func forEachLive(t *testing.T, test func(t *testing.T, d db.Dialect, tr transport)) {
-	for _, d := range []db.Dialect{db.SQLite, db.Postgres} {
+	for _, d := range testdb.Dialects(t) {
 		for _, tr := range transports {
-			t.Run(string(d)+"/"+tr.name, func(t *testing.T) {
-				if d == db.Postgres {
-					requirePostgres(t)
-				}
-				test(t, d, tr)
-			})
+			t.Run(string(d)+"/"+tr.name, func(t *testing.T) { test(t, d, tr) })
 		}
 	}
 }

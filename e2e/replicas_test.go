@@ -37,10 +37,8 @@ func rpPair(t *testing.T, configure ...func(*config.Config)) (a, b *env, direct 
 func rpErrors(envs ...*env) string {
 	var out []string
 	for _, e := range envs {
-		for _, line := range strings.Split(e.logs.String(), "\n") {
-			if strings.Contains(line, `"level":"ERROR"`) {
-				out = append(out, line)
-			}
+		if lines := grepLog(e, `"level":"ERROR"`); lines != "" {
+			out = append(out, lines)
 		}
 	}
 	return strings.Join(out, "\n")
