@@ -254,11 +254,11 @@ func (s *Service) Heartbeat(ctx context.Context, device *auth.Principal, firmwar
 		return nil, err
 	}
 	d := &store.Device{ID: device.DeviceID, TeamID: device.TeamID, TokenHash: device.DeviceTokenHash}
-	ok, presence, err := s.store.RecordHeartbeat(ctx, d, firmware, store.Now())
+	seen, presence, err := s.store.RecordHeartbeat(ctx, d, firmware, store.Now())
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	if seen == nil {
 		return nil, apperr.New(apperr.Unauthenticated, "this device token was rotated or revoked")
 	}
 	if presence != store.DeviceOnline {
@@ -266,7 +266,7 @@ func (s *Service) Heartbeat(ctx context.Context, device *auth.Principal, firmwar
 			return nil, err
 		}
 	}
-	return s.store.Device(ctx, device.TeamID, device.DeviceID)
+	return seen, nil
 }
 
 // recordOnline records the device ONLINE and writes its device.online

@@ -147,27 +147,37 @@ func (s *Store) RevokeDevice(ctx context.Context, teamID, id uuid.UUID, now time
 
 // RecordHeartbeat marks a device seen, but only while the token that
 // authenticated the heartbeat is still the device's: a heartbeat racing a
-// rotation or a revocation writes nothing once those have committed. The
-// same statement reads back the device's recorded presence ("" when none),
-// so that a device already recorded ONLINE costs nothing more.
-func (s *Store) RecordHeartbeat(ctx context.Context, d *Device, firmware *string, now time.Time) (bool, DeviceStatus, error) {
+// rotation or a revocation writes nothing once those have committed, and
+// answers nil. The same statement reads back the device as written, and
+// its recorded presence ("" when none), so that a device already recorded
+// ONLINE costs one statement.
+func (s *Store) RecordHeartbeat(ctx context.Context, d *Device, firmware *string, now time.Time) (*Device, DeviceStatus, error) {
 	columns := map[string]any{"last_seen_at": now}
 	if firmware != nil {
 		columns["firmware_version"] = *firmware
 	}
-	var row devicePresence
-	res := s.with(ctx).Model(&row).Clauses(clause.Returning{Columns: []clause.Column{{Name: "presence"}}}).
+	var row heartbeatRow
+	res := s.with(ctx).Model(&row).Clauses(clause.Returning{}).
 		Where("id = ? AND team_id = ? AND revoked_at IS NULL AND token_hash = ?", d.ID, d.TeamID, d.TokenHash).
 		UpdateColumns(columns)
 	if res.Error != nil || res.RowsAffected == 0 {
-		return false, "", translate(res.Error, "device")
+		return nil, "", translate(res.Error, "device")
 	}
 	var presence DeviceStatus
 	if row.Presence != nil {
 		presence = DeviceStatus(*row.Presence)
 	}
-	return true, presence, nil
+	return &row.Device, presence, nil
 }
+
+// heartbeatRow is a device as a heartbeat reads it back, with its
+// recorded presence.
+type heartbeatRow struct {
+	Device   `gorm:"embedded"`
+	Presence *string
+}
+
+func (heartbeatRow) TableName() string { return "devices" }
 
 // devicePresence is what the presence statements read back of a device.
 // The presence column records the last transition written to the audit
