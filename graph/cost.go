@@ -91,14 +91,16 @@ func (c *costLimit) Validate(es graphql.ExecutableSchema) error {
 }
 
 func (c *costLimit) MutateOperationContext(ctx context.Context, rc *graphql.OperationContext) *gqlerror.Error {
-	op := rc.Doc.Operations.ForName(rc.OperationName)
 	cost, cached := 0, false
-	key := rc.OperationName + "\x00" + rc.RawQuery
+	key := rc.RawQuery
+	if rc.OperationName != "" {
+		key = rc.OperationName + "\x00" + key
+	}
 	if len(rc.Variables) == 0 {
 		cost, cached = c.known.Get(ctx, key)
 	}
 	if !cached {
-		cost = complexity.Calculate(ctx, c.es, op, rc.Variables, complexity.WithFixedScalarValue(0))
+		cost = complexity.Calculate(ctx, c.es, rc.Operation, rc.Variables, complexity.WithFixedScalarValue(0))
 		if len(rc.Variables) == 0 {
 			c.known.Add(ctx, key, cost)
 		}
