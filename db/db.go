@@ -80,10 +80,11 @@ type DB struct {
 
 	// reader and writer are SQLite's pools: the same one in memory.
 	reader, writer *sql.DB
-	// migrationConn is how migrations connect to PostgreSQL: as the URL
-	// says, without the pool's statement_timeout, since a migration may
-	// rightly take longer than a request.
-	migrationConn *pgx.ConnConfig
+	// directConn is how a connection outside the pool reaches PostgreSQL,
+	// for migrations and LISTEN: as the URL says, without the pool's
+	// statement_timeout, since a migration may rightly take longer than a
+	// request and a LISTEN waits for as long as the server runs.
+	directConn *pgx.ConnConfig
 	// track turns on counting statements per request (TrackRequests).
 	track atomic.Bool
 }
@@ -182,7 +183,7 @@ func Open(ctx context.Context, raw string, pool Pool) (*DB, error) {
 	switch t.Dialect {
 	case Postgres:
 		pool.MaxOpen = cmp.Or(pool.MaxOpen, PoolSize())
-		if d.Pgx, d.migrationConn, err = openPgx(ctx, t.DSN, pool, &d.track); err != nil {
+		if d.Pgx, d.directConn, err = openPgx(ctx, t.DSN, pool, &d.track); err != nil {
 			return nil, err
 		}
 		// database/sql holds no idle connections of its own here: they stay

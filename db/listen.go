@@ -18,7 +18,7 @@ var ErrNoListen = errors.New("db: this database has no LISTEN/NOTIFY")
 // growing pause, from 100 ms up to 5 s. It returns ErrNoListen on SQLite,
 // and at once if the first LISTEN fails, as on an engine without it.
 func (d *DB) Listen(ctx context.Context, channel string, ready func(), notify func(payload string)) error {
-	if d.migrationConn == nil {
+	if d.directConn == nil {
 		return ErrNoListen
 	}
 	pause := 100 * time.Millisecond
@@ -45,7 +45,7 @@ var errListen = errors.New("db: LISTEN refused")
 // listenOnce listens on one connection until it fails; listened tells
 // whether it got as far as listening.
 func (d *DB) listenOnce(ctx context.Context, channel string, ready func(), notify func(string)) (listened bool, err error) {
-	conn, err := pgx.ConnectConfig(ctx, d.migrationConn.Copy())
+	conn, err := pgx.ConnectConfig(ctx, d.directConn.Copy())
 	if err != nil {
 		return false, err
 	}

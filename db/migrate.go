@@ -64,8 +64,8 @@ func (migrationLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 // of their own, without the statement_timeout of the request pool; on
 // SQLite the writer.
 func migrationDB(d *DB) (*sql.DB, func(), error) {
-	if d.migrationConn != nil {
-		sqlDB := stdlib.OpenDB(*d.migrationConn)
+	if d.directConn != nil {
+		sqlDB := stdlib.OpenDB(*d.directConn)
 		sqlDB.SetMaxOpenConns(2)
 		return sqlDB, func() { _ = sqlDB.Close() }, nil
 	}

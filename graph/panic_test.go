@@ -11,10 +11,11 @@ import (
 	"github.com/keyplane/keyplane/internal/scope"
 )
 
-// TestPanicAnswersInternal: resolvers that panic, two at once (gqlgen runs
-// sibling resolvers in goroutines of their own), answer INTERNAL with the
-// request's id, and the process goes on. The handler has no store, so every
-// resolver that reaches it panics. This is why gqlgen's omit_panic_handler
+// TestPanicAnswersInternal: sibling resolvers, which gqlgen runs in
+// goroutines of their own, reach a store that is not there and panic; the
+// request answers INTERNAL with its id for the panic (its sibling may wait
+// on the same failed read and answer otherwise), and the process goes on
+// to answer the next request the same way. This is why gqlgen's omit_panic_handler
 // stays off: without the generated recover, a panic in one of those
 // goroutines would end the process, not the request.
 func TestPanicAnswersInternal(t *testing.T) {

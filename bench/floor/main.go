@@ -6,7 +6,7 @@
 // with a Bearer key. It runs the same gqlgen as Keyplane, generated with
 // Keyplane's settings, lists marshalled in turn
 // (graph/internal/seqlists), GOGC=400, and does the same work as the bare
-// baseline (bench/baseline): the same key format and check (credential.Parse,
+// baseline (bench/baseline): the same key format and check (credential.ParseKind,
 // one lookup by the key's id, a constant-time hash compare, revocation and
 // expiry), the same keyset SQL through pgx, the same JSON. It has none of
 // Keyplane's features: no limits, logging, metrics or rate limits.

@@ -39,7 +39,7 @@ func notFound(object string) error { return &Error{object: object, err: ErrNotFo
 func stale(object string) error { return &Error{object: object, err: ErrStale} }
 
 // OrNil turns ErrNotFound into a nil result, for lookups where absence is
-// an answer rather than a failure (node, nodes).
+// an answer rather than a failure (a key's owner who is gone).
 func OrNil[T any](v *T, err error) (*T, error) {
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
