@@ -91,16 +91,14 @@ type Hub struct {
 
 	mu    sync.Mutex
 	teams map[uuid.UUID]*team
-	// all is every subscription admitted, replaying or registered.
+	// all is every subscription admitted, replaying or registered; subs
+	// counts them and conns the WebSocket connections, each held to the
+	// limits (PerKey, Max).
 	all    map[*subscription]struct{}
-	perKey map[uuid.UUID]int
-	total  int
-	// conns counts the WebSocket connections of each key, and connsTotal
-	// all of them, held to the subscriptions' limits (Connect).
-	conns      map[uuid.UUID]int
-	connsTotal int
-	dirty      map[uuid.UUID]struct{}
-	closed     bool
+	subs   quota
+	conns  quota
+	dirty  map[uuid.UUID]struct{}
+	closed bool
 	// dropped counts subscribers ended for falling behind.
 	dropped int64
 
@@ -115,7 +113,7 @@ type team struct {
 
 // NewHub returns a hub on s; Run starts it.
 func NewHub(s *store.Store, o Options) *Hub {
-	return &Hub{store: s, o: o, teams: map[uuid.UUID]*team{}, all: map[*subscription]struct{}{}, perKey: map[uuid.UUID]int{}, conns: map[uuid.UUID]int{},
+	return &Hub{store: s, o: o, teams: map[uuid.UUID]*team{}, all: map[*subscription]struct{}{}, subs: quota{per: map[uuid.UUID]int{}}, conns: quota{per: map[uuid.UUID]int{}},
 		dirty: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
@@ -155,7 +153,7 @@ func (h *Hub) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			h.closeAll()
+			h.Close()
 			return
 		case <-h.wake:
 		case <-poll.C:
@@ -177,7 +175,7 @@ func (h *Hub) Run(ctx context.Context) {
 func (h *Hub) Subscriptions() (active int, dropped int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.total, h.dropped
+	return h.subs.total, h.dropped
 }
 
 func (h *Hub) takeDirty() []uuid.UUID {
@@ -359,35 +357,52 @@ func (h *Hub) rule(s *subscription, fresh *auth.Principal, err error) {
 func (h *Hub) Connect(key uuid.UUID) (release func(), err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	switch {
-	case h.closed:
-		return nil, apperr.New(apperr.RateLimited, "the server is stopping; connect again")
-	case h.connsTotal >= h.o.Max:
-		return nil, apperr.New(apperr.RateLimited, "this server holds its most connections (%d); retry later, or on another replica", h.o.Max)
-	case h.conns[key] >= h.o.PerKey:
-		return nil, apperr.New(apperr.RateLimited, "this key holds its most connections on this server (%d); close one first", h.o.PerKey)
+	if err := h.take(&h.conns, key, "connections", "close one first"); err != nil {
+		return nil, err
 	}
-	h.conns[key]++
-	h.connsTotal++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			h.connsTotal--
-			if h.conns[key]--; h.conns[key] <= 0 {
-				delete(h.conns, key)
-			}
+			h.conns.give(key)
 		})
 	}, nil
 }
 
+// quota counts what each key holds, and all of it.
+type quota struct {
+	per   map[uuid.UUID]int
+	total int
+}
+
+// take counts one more of what for key in q, unless the hub is closing or
+// q is at a limit; h.mu is held.
+func (h *Hub) take(q *quota, key uuid.UUID, what, hint string) error {
+	switch {
+	case h.closed:
+		return apperr.New(apperr.RateLimited, "the server is stopping; try again")
+	case q.total >= h.o.Max:
+		return apperr.New(apperr.RateLimited, "this server holds its most %s (%d); retry later, or on another replica", what, h.o.Max)
+	case q.per[key] >= h.o.PerKey:
+		return apperr.New(apperr.RateLimited, "this key holds its most %s on this server (%d); %s", what, h.o.PerKey, hint)
+	}
+	q.total++
+	q.per[key]++
+	return nil
+}
+
+// give counts one fewer for key.
+func (q *quota) give(key uuid.UUID) {
+	q.total--
+	if q.per[key]--; q.per[key] <= 0 {
+		delete(q.per, key)
+	}
+}
+
 // Close ends every subscription and refuses new ones, as the server stops:
 // streams finish, so that the server's shutdown need not wait for them.
-func (h *Hub) Close() { h.closeAll() }
-
-// closeAll ends every subscription, as the process stops.
-func (h *Hub) closeAll() {
+func (h *Hub) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true

@@ -141,17 +141,9 @@ func Subscribe[T any](ctx context.Context, h *Hub, req Request, conv func(Event)
 func (h *Hub) admit(s *subscription) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	key := s.principal.KeyID
-	switch {
-	case h.closed:
-		return apperr.New(apperr.RateLimited, "the server is stopping; subscribe again")
-	case h.total >= h.o.Max:
-		return apperr.New(apperr.RateLimited, "this server holds its most subscriptions (%d); retry later, or on another replica", h.o.Max)
-	case h.perKey[key] >= h.o.PerKey:
-		return apperr.New(apperr.RateLimited, "this key holds its most subscriptions on this server (%d); end one first", h.o.PerKey)
+	if err := h.take(&h.subs, s.principal.KeyID, "subscriptions", "end one first"); err != nil {
+		return err
 	}
-	h.total++
-	h.perKey[key]++
 	h.all[s] = struct{}{}
 	return nil
 }
@@ -270,10 +262,7 @@ func (h *Hub) endLocked(s *subscription, why error) {
 		s.drain()
 	}
 	delete(h.all, s)
-	h.total--
-	if h.perKey[s.principal.KeyID]--; h.perKey[s.principal.KeyID] <= 0 {
-		delete(h.perKey, s.principal.KeyID)
-	}
+	h.subs.give(s.principal.KeyID)
 	if s.registered {
 		teamID := s.principal.TeamID
 		if t := h.teams[teamID]; t != nil {
