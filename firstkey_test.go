@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyplane/keyplane/db"
 	"github.com/keyplane/keyplane/internal/apikeys"
@@ -330,15 +331,18 @@ func TestServeRefusesAnExistingKeyFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("kept\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$")
-	cmd.Env = append(os.Environ(), "KEYPLANE_SERVE_CHILD=1", "DATABASE_URL="+dbURL, "LISTEN_ADDR="+freeAddr(t),
-		"LOG_FORMAT=json", "KEYPLANE_BOOTSTRAP_KEY_FILE="+path)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != exitFailure {
-		t.Errorf("exit %v, want %d:\n%s", err, exitFailure, out)
+	c := startServe(t, "DATABASE_URL="+dbURL, "LOG_FORMAT=json", "KEYPLANE_BOOTSTRAP_KEY_FILE="+path)
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop on a key file it cannot write")
 	}
-	if !strings.Contains(string(out), "already exists") {
+	out := c.output.String()
+	var exit *exec.ExitError
+	if !errors.As(c.err, &exit) || exit.ExitCode() != exitFailure {
+		t.Errorf("exit %v, want %d:\n%s", c.err, exitFailure, out)
+	}
+	if !strings.Contains(out, "already exists") {
 		t.Errorf("the output does not say the file exists:\n%s", out)
 	}
 	if content, _ := os.ReadFile(path); string(content) != "kept\n" {

@@ -46,7 +46,9 @@ func TestServeProcess(t *testing.T) {
 type servedChild struct {
 	cmd    *exec.Cmd
 	output *testlog.Buffer
-	exited chan error
+	// exited is closed once the child has exited, with err how.
+	exited chan struct{}
+	err    error
 	listen string
 }
 
@@ -62,15 +64,15 @@ func spawnServe(t *testing.T, env ...string) *servedChild {
 // startServe starts `keyplane serve` as spawnServe does, without waiting.
 func startServe(t *testing.T, env ...string) *servedChild {
 	t.Helper()
-	c := &servedChild{output: &testlog.Buffer{}, exited: make(chan error, 1), listen: freeAddr(t)}
+	c := &servedChild{output: &testlog.Buffer{}, exited: make(chan struct{}), listen: freeAddr(t)}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^TestServeChild$")
 	c.cmd.Env = append(append(os.Environ(), "KEYPLANE_SERVE_CHILD=1", "LISTEN_ADDR="+c.listen), env...)
 	c.cmd.Stdout, c.cmd.Stderr = c.output, c.output
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { c.exited <- c.cmd.Wait() }()
-	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
+	go func() { c.err = c.cmd.Wait(); close(c.exited) }()
+	t.Cleanup(func() { _ = c.cmd.Process.Kill(); <-c.exited })
 	return c
 }
 
@@ -84,8 +86,8 @@ func (c *servedChild) waitFor(t *testing.T, url string) {
 			return
 		}
 		select {
-		case err := <-c.exited:
-			t.Fatalf("serve exited early (%v):\n%s", err, c.output.String())
+		case <-c.exited:
+			t.Fatalf("serve exited early (%v):\n%s", c.err, c.output.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -101,9 +103,9 @@ func (c *servedChild) stop(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-c.exited:
-		if err != nil {
-			t.Errorf("after SIGTERM serve exited with %v, want 0:\n%s", err, c.output.String())
+	case <-c.exited:
+		if c.err != nil {
+			t.Errorf("after SIGTERM serve exited with %v, want 0:\n%s", c.err, c.output.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("serve did not stop on SIGTERM:\n%s", c.output.String())

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -77,35 +75,9 @@ func shutdownUnderLoad(t *testing.T, dialect db.Dialect) {
 	}
 	key := strings.TrimSpace(stdout)
 
-	listen := freeAddr(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$")
-	cmd.Env = append(os.Environ(), "KEYPLANE_SERVE_CHILD=1", "LISTEN_ADDR="+listen,
-		"KEYPLANE_SHUTDOWN_DRAIN=1s", "KEYPLANE_RATE_LIMIT_RPS=0", "LOG_FORMAT=json")
-	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	base := "http://" + listen
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if status, _ := get(t, base+"/readyz"); status == http.StatusOK {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("serve exited early (%v):\n%s", exitErr, output.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not answer on %s", listen)
-		}
-	}
+	c := startServe(t, "KEYPLANE_SHUTDOWN_DRAIN=1s", "KEYPLANE_RATE_LIMIT_RPS=0", "LOG_FORMAT=json")
+	base := "http://" + c.listen
+	c.waitFor(t, base+"/readyz")
 
 	// The readiness probe: a fresh connection each time, as a load
 	// balancer's. It stops once nothing listens.
@@ -168,25 +140,25 @@ func shutdownUnderLoad(t *testing.T, dialect db.Dialect) {
 	// A steady load first.
 	for answered.Load() < 50 {
 		select {
-		case <-exited:
-			t.Fatalf("serve exited under load (%v):\n%s", exitErr, output.String())
+		case <-c.exited:
+			t.Fatalf("serve exited under load (%v):\n%s", c.err, c.output.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-exited:
+	case <-c.exited:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("serve did not stop within a minute of SIGTERM:\n%s", output.String())
+		t.Fatalf("serve did not stop within a minute of SIGTERM:\n%s", c.output.String())
 	}
 	wg.Wait()
 	<-probed
-	if exitErr != nil {
-		t.Errorf("after SIGTERM serve exited with %v, want 0", exitErr)
+	if c.err != nil {
+		t.Errorf("after SIGTERM serve exited with %v, want 0", c.err)
 	}
-	logs := output.String()
+	logs := c.output.String()
 
 	// Readiness: 200s, then 503s, then refused; never ready again. A
 	// probe may break without an answer only as the listener closes: its
@@ -202,7 +174,7 @@ func shutdownUnderLoad(t *testing.T, dialect db.Dialect) {
 			t.Errorf("readiness probe %d of %d broke before the listener closed: %s", i+1, len(probes), p)
 		}
 	}
-	if _, err := net.DialTimeout("tcp", listen, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+	if _, err := net.DialTimeout("tcp", c.listen, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("a connection after the exit: %v, want refused", err)
 	}
 
