@@ -229,28 +229,7 @@ func (c *Client) post(ctx context.Context, body []byte, resp *graphql.Response) 
 	requestID := httpResp.Header.Get("X-Request-Id")
 
 	if httpResp.StatusCode != http.StatusOK {
-		var decoded struct {
-			Errors gqlerror.List `json:"errors"`
-		}
-		_ = json.Unmarshal(raw, &decoded)
-		e := &Error{StatusCode: httpResp.StatusCode, RequestID: requestID}
-		if len(decoded.Errors) > 0 {
-			e = errorOf(decoded.Errors[0], httpResp.StatusCode, requestID)
-		} else {
-			e.Message = strings.TrimSpace(http.StatusText(httpResp.StatusCode))
-		}
-		switch httpResp.StatusCode {
-		case http.StatusUnauthorized:
-			if e.Code == "" {
-				e.Code = CodeUnauthenticated
-			}
-		case http.StatusTooManyRequests:
-			if e.Code == "" {
-				e.Code = CodeRateLimited
-			}
-			e.RetryAfter = retryAfter(httpResp.Header.Get("Retry-After"), time.Now())
-		}
-		return e
+		return StatusError(httpResp.StatusCode, httpResp.Header, raw)
 	}
 
 	if err := json.Unmarshal(raw, resp); err != nil {
@@ -259,7 +238,7 @@ func (c *Client) post(ctx context.Context, body []byte, resp *graphql.Response) 
 	if len(resp.Errors) > 0 {
 		errs := make([]error, len(resp.Errors))
 		for i, ge := range resp.Errors {
-			errs[i] = errorOf(ge, httpResp.StatusCode, requestID)
+			errs[i] = ErrorOf(ge, httpResp.StatusCode, requestID)
 		}
 		if len(errs) == 1 {
 			return errs[0]
@@ -269,8 +248,38 @@ func (c *Client) post(ctx context.Context, body []byte, resp *graphql.Response) 
 	return nil
 }
 
-// errorOf reads one GraphQL error.
-func errorOf(ge *gqlerror.Error, status int, requestID string) *Error {
+// StatusError reads an answer other than 200 (a refused credential, a rate
+// limit, a body refused before any GraphQL ran) from its status, headers and
+// body, as Do returns it: for a caller that reads Keyplane's answers itself,
+// such as an event stream.
+func StatusError(status int, header http.Header, body []byte) *Error {
+	requestID := header.Get("X-Request-Id")
+	var decoded struct {
+		Errors gqlerror.List `json:"errors"`
+	}
+	_ = json.Unmarshal(body, &decoded)
+	e := &Error{StatusCode: status, RequestID: requestID}
+	if len(decoded.Errors) > 0 {
+		e = ErrorOf(decoded.Errors[0], status, requestID)
+	} else {
+		e.Message = strings.TrimSpace(http.StatusText(status))
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		if e.Code == "" {
+			e.Code = CodeUnauthenticated
+		}
+	case http.StatusTooManyRequests:
+		if e.Code == "" {
+			e.Code = CodeRateLimited
+		}
+		e.RetryAfter = retryAfter(header.Get("Retry-After"), time.Now())
+	}
+	return e
+}
+
+// ErrorOf reads one GraphQL error of an answer, as Do returns it.
+func ErrorOf(ge *gqlerror.Error, status int, requestID string) *Error {
 	str := func(name string) string {
 		s, _ := ge.Extensions[name].(string)
 		return s

@@ -10,9 +10,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/keyplane/keyplane/client"
 )
@@ -168,19 +168,7 @@ func (k keyplaneStream) subscribe(ctx context.Context, query string, opened func
 // graphqlResult is one result of the stream, as GraphQL writes it.
 type graphqlResult struct {
 	Data   json.RawMessage `json:"data"`
-	Errors []graphqlError  `json:"errors"`
-}
-
-// graphqlError is one GraphQL error, with Keyplane's extensions.
-type graphqlError struct {
-	Message    string `json:"message"`
-	Extensions struct {
-		Code       string  `json:"code"`
-		Reason     string  `json:"reason"`
-		Scope      string  `json:"scope"`
-		RequestID  string  `json:"requestId"`
-		RetryAfter float64 `json:"retryAfter"`
-	} `json:"extensions"`
+	Errors gqlerror.List   `json:"errors"`
 }
 
 // result hands a result's data to next, or returns its error: a result
@@ -191,7 +179,10 @@ func result(raw []byte, requestID string, next func(json.RawMessage)) error {
 		return fmt.Errorf("decode a result of the event stream: %w", err)
 	}
 	if len(r.Errors) > 0 && (len(r.Data) == 0 || string(r.Data) == "null") {
-		return r.Errors[0].clientError(http.StatusOK, requestID)
+		// The error as the typed client returns it, so that
+		// errors.Is(err, client.ErrUnauthenticated) and logFailure work
+		// the same.
+		return client.ErrorOf(r.Errors[0], http.StatusOK, requestID)
 	}
 	next(r.Data)
 	return nil
@@ -202,41 +193,9 @@ func result(raw []byte, requestID string, next func(json.RawMessage)) error {
 // between answered.
 func refusal(res *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	requestID := res.Header.Get("X-Request-Id")
-	var r graphqlResult
-	if json.Unmarshal(raw, &r) == nil && len(r.Errors) > 0 {
-		e := r.Errors[0].clientError(res.StatusCode, requestID)
-		if seconds, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && e.RetryAfter == 0 {
-			e.RetryAfter = time.Duration(seconds) * time.Second
-		}
-		return e
+	if res.StatusCode != http.StatusOK {
+		return client.StatusError(res.StatusCode, res.Header, raw)
 	}
-	e := &client.Error{StatusCode: res.StatusCode, RequestID: requestID, Message: strings.TrimSpace(http.StatusText(res.StatusCode))}
-	switch res.StatusCode {
-	case http.StatusOK:
-		e.Message = fmt.Sprintf("Keyplane answered %s, not an event stream: is it older than subscriptions?", res.Header.Get("Content-Type"))
-	case http.StatusUnauthorized:
-		e.Code = client.CodeUnauthenticated
-	case http.StatusTooManyRequests:
-		e.Code = client.CodeRateLimited
-	}
-	return e
-}
-
-// clientError is the error as the typed client would return it, so that
-// errors.Is(err, client.ErrUnauthenticated) and logFailure work the same.
-func (g graphqlError) clientError(status int, requestID string) *client.Error {
-	e := &client.Error{
-		Code:       client.Code(g.Extensions.Code),
-		Message:    g.Message,
-		Reason:     client.Reason(g.Extensions.Reason),
-		Scope:      g.Extensions.Scope,
-		RequestID:  requestID,
-		StatusCode: status,
-		RetryAfter: time.Duration(g.Extensions.RetryAfter * float64(time.Second)),
-	}
-	if g.Extensions.RequestID != "" {
-		e.RequestID = g.Extensions.RequestID
-	}
-	return e
+	return &client.Error{StatusCode: res.StatusCode, RequestID: res.Header.Get("X-Request-Id"),
+		Message: fmt.Sprintf("Keyplane answered %s, not an event stream: is it older than subscriptions?", res.Header.Get("Content-Type"))}
 }
