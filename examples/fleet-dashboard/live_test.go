@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -22,157 +19,6 @@ import (
 	"github.com/keyplane/keyplane/internal/testdb"
 	"github.com/keyplane/keyplane/internal/testlog"
 )
-
-// liveOptions are the options of the live tests: quick retries and
-// keep-alives, and a log to read.
-func liveOptions(logs io.Writer) options {
-	return options{
-		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
-		MaxAge:    -1,
-		KeepAlive: 100 * time.Millisecond,
-		RetryMin:  20 * time.Millisecond,
-		RetryMax:  200 * time.Millisecond,
-	}
-}
-
-// liveDashboard starts the example with a key of its own, following
-// Keyplane's live events as main does, until the test ends.
-func (k *keyplane) liveDashboard(t *testing.T, key string, opts options) *httptest.Server {
-	t.Helper()
-	srv, s := startDashboard(t, k.client(key), opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		s.follow(ctx, keyplaneStream{URL: k.url, Key: client.NewSecret(key)})
-	}()
-	t.Cleanup(func() { cancel(); <-followed })
-	return srv
-}
-
-// waitSubscribed waits until Keyplane holds n live subscriptions: one
-// registered is one that gets what commits from then on.
-func (k *keyplane) waitSubscribed(t *testing.T, n int) {
-	t.Helper()
-	var active int
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if active, _ = k.ts.App.Live.Subscriptions(); active == n {
-			return
-		}
-	}
-	t.Fatalf("Keyplane holds %d subscriptions, want %d", active, n)
-}
-
-// newDevice registers a device and returns its token; both it and the
-// device's id are secrets the browser must never see.
-func (k *keyplane) newDevice(t *testing.T, name string) string {
-	t.Helper()
-	created, err := k.admin.CreateDevice(context.Background(), client.CreateDeviceInput{Name: name, SerialNumber: "SN-" + name})
-	if err != nil {
-		t.Fatalf("create %s: %v", name, err)
-	}
-	token := created.Token.Reveal()
-	k.secrets = append(k.secrets, token, created.Device.Id)
-	k.tokens[name] = token
-	return token
-}
-
-// sseEvent is one event of GET /events.
-type sseEvent struct {
-	ID, Event string
-	Data      []byte
-}
-
-// eventStream is a GET /events, read as a page reads it.
-type eventStream struct {
-	res    *http.Response
-	events chan sseEvent
-	ended  chan struct{}
-
-	mu  sync.Mutex
-	raw bytes.Buffer // every byte read, comments included
-}
-
-// openEvents opens GET /events with the headers given, and reads it until
-// the test ends.
-func openEvents(t *testing.T, url string, header http.Header) *eventStream {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	req.Header = header.Clone()
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	es := &eventStream{res: res, events: make(chan sseEvent, 1024), ended: make(chan struct{})}
-	t.Cleanup(func() { cancel(); <-es.ended })
-	go func() {
-		defer close(es.ended)
-		defer res.Body.Close()
-		lines := bufio.NewScanner(res.Body)
-		var ev sseEvent
-		for lines.Scan() {
-			line := lines.Text()
-			es.mu.Lock()
-			es.raw.WriteString(line + "\n")
-			es.mu.Unlock()
-			field, value, _ := strings.Cut(line, ": ")
-			switch {
-			case line == "":
-				if ev.Event != "" {
-					es.events <- ev
-				}
-				ev = sseEvent{}
-			case field == "id":
-				ev.ID = value
-			case field == "event":
-				ev.Event = value
-			case field == "data":
-				ev.Data = []byte(value)
-			}
-		}
-	}()
-	return es
-}
-
-// text is everything read so far.
-func (es *eventStream) text() string {
-	es.mu.Lock()
-	defer es.mu.Unlock()
-	return es.raw.String()
-}
-
-// waitFor waits up to within for an event of the type given whose data
-// match, skipping the others, and returns it.
-func (es *eventStream) waitFor(t *testing.T, within time.Duration, event string, match func(data []byte) bool) sseEvent {
-	t.Helper()
-	deadline := time.After(within)
-	for {
-		select {
-		case ev := <-es.events:
-			if ev.Event == event && match(ev.Data) {
-				return ev
-			}
-		case <-es.ended:
-			t.Fatalf("GET /events ended before an event %q came; it read:\n%s", event, es.text())
-		case <-deadline:
-			t.Fatalf("no event %q that matches within %s; it read:\n%s", event, within, es.text())
-		}
-	}
-}
-
-// waitLive waits for the dashboard to say that it follows Keyplane, or
-// that it does not.
-func (es *eventStream) waitLive(t *testing.T, live bool) {
-	t.Helper()
-	want := fmt.Sprintf(`{"live":%t}`, live)
-	es.waitFor(t, 5*time.Second, "live", func(data []byte) bool { return string(data) == want })
-}
 
 // decodeChange reads the data of an "event: device", refusing any field
 // the page does not use.

@@ -27,30 +27,6 @@ func get(t *testing.T, srv *httptest.Server, path string) (*http.Response, []byt
 	return httpGet(t, srv.URL+path)
 }
 
-// dashboard starts the example in process, with a key of its own, without
-// following Keyplane's live events (liveDashboard does).
-func dashboard(t *testing.T, kp *client.Client, opts options) *httptest.Server {
-	t.Helper()
-	srv, _ := startDashboard(t, kp, opts)
-	return srv
-}
-
-func startDashboard(t *testing.T, kp *client.Client, opts options) (*httptest.Server, *server) {
-	t.Helper()
-	s := newServer(kp, opts)
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	t.Cleanup(s.closeEvents) // first: srv.Close waits for the streams
-	return srv, s
-}
-
-// decodeFleet reads a body of GET /api/fleet, refusing any field the page
-// does not use.
-func decodeFleet(t *testing.T, body []byte) fleetView {
-	t.Helper()
-	return decodeStrict[fleetView](t, body)
-}
-
 // TestFleet reads a seeded fleet through the example, with a key that holds
 // DEVICES_READ only, on each dialect: the counts by status, the ten most
 // recently seen devices, and nothing Keyplane would not show a browser.
