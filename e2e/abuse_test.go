@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,23 +114,6 @@ func abFakeRedis(t *testing.T) *redisfake.Server {
 	return srv
 }
 
-// abMetric reads one sample of the server's /metrics, or -1 when absent.
-func abMetric(e *env, name string) float64 {
-	e.t.Helper()
-	r := e.request(http.MethodGet, "/metrics", nil, nil)
-	sc := bufio.NewScanner(strings.NewReader(string(r.Raw)))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				e.t.Fatalf("metric %s: %q", name, v)
-			}
-			return f
-		}
-	}
-	return -1
-}
-
 // TestSickRedisCostsAtMostOneDeadline drives the server against a fake
 // Redis that stops answering, and one that hangs up: every request is
 // answered, each pays for at most one Redis deadline, and once the breaker
@@ -155,7 +136,7 @@ func TestSickRedisCostsAtMostOneDeadline(t *testing.T) {
 				t.Fatal("the fake Redis saw nothing at start-up")
 			}
 			rlWant200(t, "a request while Redis answers", e.gql(e.admin, rlViewer, nil))
-			if v := abMetric(e, "keyplane_ratelimit_redis_breaker_state"); v != 0 {
+			if v := e.metric("keyplane_ratelimit_redis_breaker_state"); v != 0 {
 				t.Fatalf("breaker state %v while Redis answers, want 0 (closed)", v)
 			}
 
@@ -173,7 +154,7 @@ func TestSickRedisCostsAtMostOneDeadline(t *testing.T) {
 				}
 			}
 			t.Logf("slowest authenticated request before and while the breaker opened: %v", slowest)
-			if v := abMetric(e, "keyplane_ratelimit_redis_breaker_state"); v != float64(ratelimit.BreakerOpen) {
+			if v := e.metric("keyplane_ratelimit_redis_breaker_state"); v != float64(ratelimit.BreakerOpen) {
 				t.Fatalf("breaker state %v after %d requests on a sick Redis, want %d (open)", v, 2*ratelimit.BreakerThreshold, ratelimit.BreakerOpen)
 			}
 
@@ -189,7 +170,7 @@ func TestSickRedisCostsAtMostOneDeadline(t *testing.T) {
 			if fake.Dials() != dials || fake.Commands() != commands {
 				t.Fatalf("with the breaker open Redis saw %d dials and %d commands, want none", fake.Dials()-dials, fake.Commands()-commands)
 			}
-			if v := abMetric(e, "keyplane_ratelimit_fail_open_total"); v < 60 {
+			if v := e.metric("keyplane_ratelimit_fail_open_total"); v < 60 {
 				t.Fatalf("keyplane_ratelimit_fail_open_total = %v after 60 requests let through, want at least 60", v)
 			}
 			if !strings.Contains(e.logs.String(), "circuit breaker open") {

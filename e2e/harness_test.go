@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1206,4 +1208,69 @@ func grepLog(e *env, what string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// metricLine is one sample of the text exposition format.
+var metricLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// sample is one metric sample.
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// scrape GETs /metrics from h and returns its samples by metric name.
+func scrape(t *testing.T, h http.Handler) (map[string][]sample, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
+	}
+	out := map[string][]sample{}
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		m := metricLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", l, err)
+		}
+		s := sample{labels: map[string]string{}, value: v}
+		for _, p := range labelPair.FindAllStringSubmatch(m[2], -1) {
+			s.labels[p[1]] = p[2]
+		}
+		out[m[1]] = append(out[m[1]], s)
+	}
+	return out, rec.Body.String()
+}
+
+// value returns the sample of a metric with the labels given (others may
+// be anything), and whether there is one.
+func value(samples map[string][]sample, name string, labels map[string]string) (float64, bool) {
+	for _, s := range samples[name] {
+		match := true
+		for k, v := range labels {
+			if s.labels[k] != v {
+				match = false
+			}
+		}
+		if match {
+			return s.value, true
+		}
+	}
+	return 0, false
+}
+
+// metric reads one sample of the server's /metrics without labels, or -1
+// when there is none.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	samples, _ := scrape(e.t, e.app.Handler)
+	if v, ok := value(samples, name, nil); ok {
+		return v
+	}
+	return -1
 }

@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,60 +245,6 @@ func TestStatementsOnlyAtDebug(t *testing.T) {
 	if _, ok := line["db_ms"]; ok {
 		t.Errorf("at info level the line has db_ms: %v", line)
 	}
-}
-
-// metricLine is one sample of the text exposition format.
-var metricLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
-var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-
-// sample is one metric sample.
-type sample struct {
-	labels map[string]string
-	value  float64
-}
-
-// scrape GETs /metrics from h and returns its samples by metric name.
-func scrape(t *testing.T, h http.Handler) (map[string][]sample, string) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if rec.Code != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
-	}
-	out := map[string][]sample{}
-	for _, l := range strings.Split(rec.Body.String(), "\n") {
-		m := metricLine.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", l, err)
-		}
-		s := sample{labels: map[string]string{}, value: v}
-		for _, p := range labelPair.FindAllStringSubmatch(m[2], -1) {
-			s.labels[p[1]] = p[2]
-		}
-		out[m[1]] = append(out[m[1]], s)
-	}
-	return out, rec.Body.String()
-}
-
-// value returns the sample of a metric with the labels given (others may
-// be anything), and whether there is one.
-func value(samples map[string][]sample, name string, labels map[string]string) (float64, bool) {
-	for _, s := range samples[name] {
-		match := true
-		for k, v := range labels {
-			if s.labels[k] != v {
-				match = false
-			}
-		}
-		if match {
-			return s.value, true
-		}
-	}
-	return 0, false
 }
 
 // wantMetric fails unless the metric has a sample with the labels whose
